@@ -1,0 +1,391 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+)
+
+// DefaultEnvFile is where the Debian package (ours and FastAPI-DLS's) keeps the settings.
+const DefaultEnvFile = "/etc/fastapi-dls/env"
+
+// Config is the validated configuration of the daemon. The zero value is not
+// useful; get one from [Load].
+type Config struct {
+	EnvFile string // the env file read ("" when none)
+
+	URL         string // DLS_URL: what guests connect to
+	Port        int    // DLS_PORT
+	Listen      string // DLS_LISTEN
+	HTTPListen  string // DLS_HTTP_LISTEN, "" = off
+	TLSCert     string
+	TLSKey      string
+	DB          string
+	CertPath    string
+	InstanceKey string // INSTANCE_KEY_RSA
+	InstancePub string // INSTANCE_KEY_PUB
+
+	InstanceRef  string
+	AllotmentRef []string
+	SiteKeyXID   string
+
+	TokenExpire        time.Duration
+	LeaseExpire        time.Duration
+	LeaseRenewalPeriod float64
+	LeaseGrace         time.Duration
+
+	CORSOrigins []string
+	AdminToken  string
+	Debug       bool
+	Database    string // FastAPI-DLS DATABASE URL, kept for import
+
+	// Unknown lists DLS_-prefixed names in the env file that are no setting
+	// (likely typos); the caller logs them.
+	Unknown []string
+}
+
+// Error reports one bad setting. Its message names the variable, so that a
+// start that fails says exactly what to fix.
+type Error struct {
+	Key   string
+	Value string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("setting %s=%q: %v", e.Key, e.Value, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+var (
+	errNotUUID   = errors.New("not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+	errNotBool   = errors.New("not a boolean (true/false, yes/no, on/off, 1/0)")
+	errNotInt    = errors.New("not a whole number")
+	errNegative  = errors.New("must not be negative")
+	errPort      = errors.New("not a port number (1-65535)")
+	errFraction  = errors.New("must be a number between 0 and 1, both exclusive")
+	errDuration  = errors.New("not a positive duration such as 24h or 90m")
+	errAddr      = errors.New("not a listen address such as :443 or 127.0.0.1:8443")
+	errZeroTotal = errors.New("days and hours add up to zero")
+	errEmpty     = errors.New("must not be empty")
+)
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// Load reads envFile ("" = [DefaultEnvFile], whose absence is fine; a named
+// file that is missing is an error) and overlays the process environment
+// looked up with lookupEnv. It returns the first bad setting as an [*Error].
+func Load(envFile string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	file := map[string]string{}
+	path := envFile
+	if path == "" {
+		path = DefaultEnvFile
+	}
+	m, err := godotenv.Read(path)
+	switch {
+	case err == nil:
+		file = m
+	case envFile == "" && errors.Is(err, fs.ErrNotExist):
+		path = ""
+	default:
+		return nil, fmt.Errorf("read env file %s: %w", path, err)
+	}
+	return resolve(path, file, lookupEnv)
+}
+
+func resolve(path string, file map[string]string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	known := map[string]bool{}
+	for _, s := range Settings {
+		known[s.Name] = true
+	}
+	// lookup: process env > file > alias > default ("" + false when unset).
+	lookup := func(name string) (string, bool) {
+		if v, ok := lookupEnv(name); ok {
+			return strings.TrimSpace(v), true
+		}
+		if v, ok := file[name]; ok {
+			return strings.TrimSpace(v), true
+		}
+		for alias, target := range legacyAliases {
+			if target != name {
+				continue
+			}
+			if v, ok := lookupEnv(alias); ok {
+				return strings.TrimSpace(v), true
+			}
+			if v, ok := file[alias]; ok {
+				return strings.TrimSpace(v), true
+			}
+		}
+		return "", false
+	}
+	p := parser{lookup: lookup}
+	c := &Config{EnvFile: path}
+
+	c.URL = p.str("DLS_URL", "localhost")
+	if c.URL == "" {
+		p.fail("DLS_URL", "", errEmpty)
+	}
+	c.Port = p.port("DLS_PORT", 443)
+	c.Listen = p.str("DLS_LISTEN", "")
+	if _, set := lookup("DLS_LISTEN"); !set {
+		// The Arch package binds LISTEN_IP; ours listens everywhere.
+		ip, _ := lookupFirst(lookupEnv, file, "LISTEN_IP")
+		c.Listen = net.JoinHostPort(ip, strconv.Itoa(c.Port))
+	}
+	p.addr("DLS_LISTEN", c.Listen, false)
+	c.HTTPListen = p.str("DLS_HTTP_LISTEN", ":80")
+	p.addr("DLS_HTTP_LISTEN", c.HTTPListen, true)
+	c.TLSCert = p.path("DLS_TLS_CERT", "/etc/fastapi-dls/webserver.crt")
+	c.TLSKey = p.path("DLS_TLS_KEY", "/etc/fastapi-dls/webserver.key")
+	c.DB = p.path("DLS_DB", "/var/lib/fastapi-dls/dls.db")
+	c.CertPath = p.path("CERT_PATH", "/var/lib/fastapi-dls/cert")
+	c.InstanceKey = p.str("INSTANCE_KEY_RSA", "")
+	c.InstancePub = p.str("INSTANCE_KEY_PUB", "")
+
+	c.InstanceRef = p.uuid("INSTANCE_REF", "10000000-0000-0000-0000-000000000001")
+	for _, ref := range p.list("ALLOTMENT_REF", "20000000-0000-0000-0000-000000000001") {
+		if !uuidRE.MatchString(ref) {
+			p.fail("ALLOTMENT_REF", ref, errNotUUID)
+		}
+		c.AllotmentRef = append(c.AllotmentRef, ref)
+	}
+	if len(c.AllotmentRef) == 0 {
+		p.fail("ALLOTMENT_REF", "", errEmpty)
+	}
+	c.SiteKeyXID = p.uuid("SITE_KEY_XID", "00000000-0000-0000-0000-000000000000")
+
+	c.TokenExpire = p.daysHours("TOKEN_EXPIRE", 1, 0)
+	c.LeaseExpire = p.daysHours("LEASE_EXPIRE", 90, 0)
+	c.LeaseRenewalPeriod = p.fraction("LEASE_RENEWAL_PERIOD", 0.15)
+	c.LeaseGrace = p.duration("DLS_LEASE_GRACE", 24*time.Hour)
+
+	c.CORSOrigins = p.list("CORS_ORIGINS", "https://"+c.URL)
+	c.AdminToken = p.str("DLS_ADMIN_TOKEN", "")
+	c.Debug = p.boolean("DEBUG", false)
+	c.Database = p.str("DATABASE", "")
+
+	if p.err != nil {
+		return nil, p.err
+	}
+	for name := range file {
+		if strings.HasPrefix(name, "DLS_") && !known[name] && name != "DLS_ENV_FILE" {
+			c.Unknown = append(c.Unknown, name)
+		}
+	}
+	return c, nil
+}
+
+func lookupFirst(lookupEnv func(string) (string, bool), file map[string]string, name string) (string, bool) {
+	if v, ok := lookupEnv(name); ok {
+		return strings.TrimSpace(v), true
+	}
+	v, ok := file[name]
+	return strings.TrimSpace(v), ok
+}
+
+// parser keeps the first error, so Load reads like a list of settings.
+type parser struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (p *parser) fail(key, value string, err error) {
+	if p.err == nil {
+		p.err = &Error{Key: key, Value: value, Err: err}
+	}
+}
+
+func (p *parser) str(key, def string) string {
+	if v, ok := p.lookup(key); ok {
+		return v
+	}
+	return def
+}
+
+func (p *parser) path(key, def string) string {
+	v := p.str(key, def)
+	if v == "" {
+		p.fail(key, v, errEmpty)
+	}
+	return v
+}
+
+func (p *parser) list(key, def string) []string {
+	var out []string
+	for _, item := range strings.Split(p.str(key, def), ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func (p *parser) uuid(key, def string) string {
+	v := p.str(key, def)
+	if !uuidRE.MatchString(v) {
+		p.fail(key, v, errNotUUID)
+	}
+	return strings.ToLower(v)
+}
+
+func (p *parser) boolean(key string, def bool) bool {
+	v, ok := p.lookup(key)
+	if !ok || v == "" {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "1", "t", "true", "y", "yes", "on":
+		return true
+	case "0", "f", "false", "n", "no", "off":
+		return false
+	}
+	p.fail(key, v, errNotBool)
+	return def
+}
+
+func (p *parser) nonNegativeInt(key string, def int) int {
+	v, ok := p.lookup(key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.fail(key, v, errNotInt)
+		return def
+	}
+	if n < 0 {
+		p.fail(key, v, errNegative)
+		return def
+	}
+	return n
+}
+
+func (p *parser) port(key string, def int) int {
+	v, ok := p.lookup(key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 {
+		p.fail(key, v, errPort)
+		return def
+	}
+	return n
+}
+
+// daysHours reads PREFIX_DAYS and PREFIX_HOURS as FastAPI-DLS does
+// (timedelta(days=…, hours=…)), refusing a total of zero.
+func (p *parser) daysHours(prefix string, defDays, defHours int) time.Duration {
+	days := p.nonNegativeInt(prefix+"_DAYS", defDays)
+	hours := p.nonNegativeInt(prefix+"_HOURS", defHours)
+	const maxHours = 100 * 365 * 24 // keeps time.Duration far from overflow
+	if days*24+hours > maxHours {
+		v, _ := p.lookup(prefix + "_DAYS")
+		p.fail(prefix+"_DAYS", v, errors.New("longer than 100 years"))
+	}
+	d := time.Duration(days)*24*time.Hour + time.Duration(hours)*time.Hour
+	if d == 0 {
+		v, _ := p.lookup(prefix + "_DAYS")
+		p.fail(prefix+"_DAYS", v, errZeroTotal)
+	}
+	return d
+}
+
+func (p *parser) fraction(key string, def float64) float64 {
+	v, ok := p.lookup(key)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f > 0 && f < 1) {
+		p.fail(key, v, errFraction)
+		return def
+	}
+	return f
+}
+
+func (p *parser) duration(key string, def time.Duration) time.Duration {
+	v, ok := p.lookup(key)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(key, v, errDuration)
+		return def
+	}
+	return d
+}
+
+// addr checks a host:port listen address; empty is allowed only when optional.
+func (p *parser) addr(key, v string, optional bool) {
+	if v == "" && optional {
+		return
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		p.fail(key, v, errAddr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.fail(key, v, errAddr)
+	}
+}
+
+// Lookup is a convenience for [Load]: the real process environment.
+func Lookup(name string) (string, bool) { return os.LookupEnv(name) }
+
+// Public returns the effective settings keyed by their env names, as
+// FastAPI-DLS's /-/config shows them. Secrets (DLS_ADMIN_TOKEN) are left out;
+// the caller owns the returned map.
+func (c *Config) Public() map[string]any {
+	return map[string]any{
+		"DLS_URL":              c.URL,
+		"DLS_PORT":             c.Port,
+		"DLS_LISTEN":           c.Listen,
+		"DLS_HTTP_LISTEN":      c.HTTPListen,
+		"DLS_TLS_CERT":         c.TLSCert,
+		"DLS_TLS_KEY":          c.TLSKey,
+		"DLS_DB":               c.DB,
+		"CERT_PATH":            c.CertPath,
+		"INSTANCE_KEY_RSA":     c.InstanceKey,
+		"INSTANCE_KEY_PUB":     c.InstancePub,
+		"INSTANCE_REF":         c.InstanceRef,
+		"ALLOTMENT_REF":        c.AllotmentRef,
+		"SITE_KEY_XID":         c.SiteKeyXID,
+		"TOKEN_EXPIRE_DELTA":   c.TokenExpire.String(),
+		"LEASE_EXPIRE_DELTA":   c.LeaseExpire.String(),
+		"LEASE_RENEWAL_PERIOD": c.LeaseRenewalPeriod,
+		"DLS_LEASE_GRACE":      c.LeaseGrace.String(),
+		"CORS_ORIGINS":         c.CORSOrigins,
+		"DEBUG":                c.Debug,
+		"DATABASE":             redactURL(c.Database),
+		"DLS_ADMIN_TOKEN_SET":  c.AdminToken != "",
+	}
+}
+
+// redactURL hides a password in a database URL (postgresql://u:secret@h/db).
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return s
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":***@" + host
+	}
+	return s
+}

@@ -1,0 +1,46 @@
+package config
+
+// Setting is one row of the settings table: the env name, its default as it
+// would be written in the env file ("" = unset), and one line of documentation.
+type Setting struct {
+	Name    string
+	Default string
+	Doc     string
+}
+
+// Settings is the table of every setting the daemon reads, in the order the
+// README and the shipped env file list them. It is the single source of truth:
+// tests fail when the README table or etc/fastapi-dls/env drift from it.
+var Settings = []Setting{
+	{"DLS_URL", "localhost", "Host name or IP address guests are told to connect to (client token, config token)."},
+	{"DLS_PORT", "443", "Port guests are told to connect to; also the default listen port."},
+	{"DLS_LISTEN", ":<DLS_PORT>", "HTTPS listen address when not socket-activated."},
+	{"DLS_HTTP_LISTEN", ":80", "Plain-HTTP listen address for the Windows shutdown call when not socket-activated; empty turns it off."},
+	{"DLS_TLS_CERT", "/etc/fastapi-dls/webserver.crt", "Webserver TLS certificate (PEM, chain allowed); generated self-signed when it and the key are missing."},
+	{"DLS_TLS_KEY", "/etc/fastapi-dls/webserver.key", "Webserver TLS private key (PEM)."},
+	{"DLS_DB", "/var/lib/fastapi-dls/dls.db", "bbolt database holding origins and leases."},
+	{"CERT_PATH", "/var/lib/fastapi-dls/cert", "Directory of the root, intermediate and service-instance keys and certificates."},
+	{"INSTANCE_KEY_RSA", "", "FastAPI-DLS 1.x instance private key; when set it is the service-instance signing key."},
+	{"INSTANCE_KEY_PUB", "", "FastAPI-DLS 1.x instance public key; when set it must match INSTANCE_KEY_RSA."},
+	{"INSTANCE_REF", "10000000-0000-0000-0000-000000000001", "Service instance UUID."},
+	{"ALLOTMENT_REF", "20000000-0000-0000-0000-000000000001", "Allotment (scope) UUID handed out in the client token; a comma-separated list is allowed."},
+	{"SITE_KEY_XID", "00000000-0000-0000-0000-000000000000", "Key id put into kid and key_ref of auth codes and tokens."},
+	{"TOKEN_EXPIRE_DAYS", "1", "Auth token lifetime, days part."},
+	{"TOKEN_EXPIRE_HOURS", "0", "Auth token lifetime, hours part."},
+	{"LEASE_EXPIRE_DAYS", "90", "Lease lifetime, days part."},
+	{"LEASE_EXPIRE_HOURS", "0", "Lease lifetime, hours part."},
+	{"LEASE_RENEWAL_PERIOD", "0.15", "Fraction of the lease time after which guests renew, between 0 and 1 exclusive."},
+	{"DLS_LEASE_GRACE", "24h", "How long past its expiry a lease stays (renewable) before the periodic sweep removes it (Go duration)."},
+	{"CORS_ORIGINS", "https://<DLS_URL>", "Comma-separated origins allowed by CORS."},
+	{"DLS_ADMIN_TOKEN", "", "Bearer token that lets non-loopback callers use the operator API; empty = loopback only."},
+	{"DEBUG", "false", "Log at debug level (true/false, yes/no, on/off, 1/0)."},
+	{"DATABASE", "", "FastAPI-DLS SQLAlchemy URL (e.g. sqlite:////etc/fastapi-dls/db.sqlite); read only by a later import, not used by serve."},
+}
+
+// legacyAliases maps settings of other FastAPI-DLS packagings (the Arch
+// package's /etc/default/fastapi-dls) to ours. An alias only applies when the
+// setting itself is not given.
+var legacyAliases = map[string]string{
+	"INSTANCE_SSL_CERT": "DLS_TLS_CERT",
+	"INSTANCE_SSL_KEY":  "DLS_TLS_KEY",
+}
