@@ -1,0 +1,221 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+var (
+	// ErrNotFound reports that the origin or lease asked for does not exist
+	// (or, for [DB.Renew], is not the caller's: the protocol answers 404 to
+	// both).
+	ErrNotFound = errors.New("store: not found")
+	// ErrForbidden reports that a lease exists but belongs to another origin;
+	// the lease is left as it was.
+	ErrForbidden = errors.New("store: lease belongs to another origin")
+	// ErrExists reports that [DB.CreateLeases] was given a lease ref that is
+	// already stored or appears twice in its argument; nothing was written.
+	ErrExists = errors.New("store: already exists")
+	// ErrInvalid reports an argument the store refuses before touching the
+	// file: an empty ref, a ref with '/' or longer than 256 bytes, a zero
+	// time, an environment that is not JSON. It is the caller's mistake.
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrLocked reports that [Open] could not get the file lock within a
+	// second: another process (a running daemon) has the file open.
+	ErrLocked = errors.New("store: file is locked by another process")
+)
+
+// openTimeout bounds the wait for bbolt's file lock, so that a second process
+// fails instead of hanging (the zero bolt.Options.Timeout waits forever).
+const openTimeout = time.Second
+
+// maxRefLen bounds origin and lease refs (uuids have 36 bytes): bbolt keys
+// must stay below 32 KiB and an index key holds two refs.
+const maxRefLen = 256
+
+// DB is an open store file. It is safe for concurrent use by many goroutines,
+// and by one process at a time: the file is locked while it is open.
+// The zero DB is not usable; get one from [Open].
+type DB struct {
+	bdb      *bolt.DB
+	path     string      // bbolt forgets its path on Close; we keep it for errors
+	checking atomic.Bool // a Check is running (see Check)
+}
+
+// Open opens the store file at path, creating it (mode 0600) and its buckets
+// when missing; the parent directory must exist. It waits at most a second
+// for the file lock and then fails with [ErrLocked], so that a command run
+// beside the daemon does not hang. A file written by a newer schema version
+// is refused. The caller must [DB.Close] the result.
+func Open(path string) (*DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("open store: %w: empty path", ErrInvalid)
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w: %w", path, ErrLocked, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %q: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(metaBucket)
+		v := meta.Get(metaSchemaVersionKey)
+		if v == nil {
+			return meta.Put(metaSchemaVersionKey, encodeSchemaVersion(schemaVersion))
+		}
+		return checkSchemaVersion(v)
+	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open store %s: %w", path, err), bdb.Close())
+	}
+	return &DB{bdb: bdb, path: path}, nil
+}
+
+func checkSchemaVersion(b []byte) error {
+	v, err := decodeSchemaVersion(b)
+	if err != nil {
+		return err
+	}
+	if v != schemaVersion {
+		return fmt.Errorf("schema version %d, this program reads %d", v, schemaVersion)
+	}
+	return nil
+}
+
+// Close waits for running transactions, then closes the file and releases its
+// lock. Every later call on db fails. Close is safe to call more than once.
+func (db *DB) Close() error {
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", db.Path(), err)
+	}
+	return nil
+}
+
+// Path returns the file name given to [Open], for logs and status pages.
+func (db *DB) Path() string { return db.path }
+
+// Check proves that the store is usable, for health checks and the systemd
+// watchdog: it reads every bucket (decoding the first origin and lease) and
+// makes a durable write, the time of the check, to the meta bucket. It
+// returns ctx.Err() (wrapped) if that takes past ctx's deadline; the work then
+// finishes in the background, and until it does later Checks fail at once
+// instead of piling up goroutines on a stuck disk. Safe for concurrent use.
+func (db *DB) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("check store: %w", err)
+	}
+	if !db.checking.CompareAndSwap(false, true) {
+		return errors.New("check store: previous check still running")
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer db.checking.Store(false)
+		done <- db.check(time.Now().UTC())
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("check store: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("check store: %w", ctx.Err())
+	}
+}
+
+func (db *DB) check(now time.Time) error {
+	err := db.bdb.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			b, err := bucket(tx, name)
+			if err != nil {
+				return err
+			}
+			k, v := b.Cursor().First()
+			if k == nil {
+				continue
+			}
+			switch {
+			case string(name) == string(originsBucket):
+				_, err = decodeOrigin(k, v)
+			case string(name) == string(leasesBucket):
+				_, err = decodeLease(k, v)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		meta, _ := bucket(tx, metaBucket)
+		return checkSchemaVersion(meta.Get(metaSchemaVersionKey))
+	})
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	err = db.bdb.Update(func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, metaBucket)
+		if err != nil {
+			return err
+		}
+		return meta.Put(metaHealthKey, []byte(now.Format(time.RFC3339Nano)))
+	})
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// Stats counts the stored origins and leases, for a status line. It reads
+// every key, so it costs time linear in the size of the store. Safe for
+// concurrent use.
+func (db *DB) Stats() (origins, leases int, err error) {
+	err = db.bdb.View(func(tx *bolt.Tx) error {
+		ob, err := bucket(tx, originsBucket)
+		if err != nil {
+			return err
+		}
+		lb, err := bucket(tx, leasesBucket)
+		if err != nil {
+			return err
+		}
+		origins, leases = ob.Stats().KeyN, lb.Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("count store: %w", err)
+	}
+	return origins, leases, nil
+}
+
+// checkRef validates a ref cheaply before any transaction: the store's keys
+// and its index rely on refs being non-empty, short and free of '/'.
+func checkRef(kind, ref string) error {
+	switch {
+	case ref == "":
+		return fmt.Errorf("%w: empty %s ref", ErrInvalid, kind)
+	case len(ref) > maxRefLen:
+		return fmt.Errorf("%w: %s ref longer than %d bytes", ErrInvalid, kind, maxRefLen)
+	case strings.Contains(ref, "/"):
+		return fmt.Errorf("%w: %s ref contains '/'", ErrInvalid, kind)
+	}
+	return nil
+}
+
+// checkTime refuses a zero time, which would be a caller's forgotten field.
+func checkTime(name string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("%w: zero %s time", ErrInvalid, name)
+	}
+	return nil
+}

@@ -1,0 +1,27 @@
+// Package storetest opens throwaway stores for tests, as etcd's
+// backend/testing.NewTmpBackend does.
+package storetest
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/store"
+)
+
+// Open opens a new store file in t.TempDir and closes it when the test and
+// its subtests end; it fails the test at once if either goes wrong. The DB is
+// the test's own, so parallel tests each call Open.
+func Open(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "dls.db"))
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("storetest: %v", err)
+		}
+	})
+	return db
+}
