@@ -1,0 +1,277 @@
+package protocol
+
+import (
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Identity is everything the tokens name: the service instance, its scope,
+// where guests connect, and the service-instance (SI) key that signs every
+// JWT and every signed response. It is read-only once built; share it freely.
+type Identity struct {
+	InstanceRef   string
+	AllotmentRefs []string
+	SiteKeyXID    string
+	URL           string // DLS_URL
+	Port          int    // DLS_PORT
+	Key           *rsa.PrivateKey
+	SICert        *x509.Certificate
+	CACert        *x509.Certificate
+}
+
+// Token issuers and audiences, as FastAPI-DLS sets them.
+const (
+	instanceIssuer   = "NLS Service Instance"
+	instanceAudience = "NLS Licensed Client"
+	clsIssuer        = "https://cls.nvidia.org"
+	authCodeLifetime = 15 * time.Minute
+)
+
+// ErrInvalidToken marks a bearer token (or the shutdown token) that is not a
+// valid, unexpired auth token signed by us. The error text is safe to send.
+var ErrInvalidToken = errors.New("invalid token")
+
+// ErrInvalidAuthCode marks an auth code that is not valid, unexpired and ours.
+var ErrInvalidAuthCode = errors.New("invalid auth code")
+
+// ErrChallengeMismatch is the PKCE failure of POST /auth/v1/token.
+var ErrChallengeMismatch = errors.New("expected challenge did not match verifier")
+
+// sign makes a compact RS256 JWS. Header keys are sorted (alg, kid, typ) by
+// golang-jwt's map encoding, as the protocol wants them.
+func (id *Identity) sign(claims jwt.MapClaims, kid bool) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	if kid {
+		t.Header["kid"] = id.SiteKeyXID
+	}
+	s, err := t.SignedString(id.Key)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return s, nil
+}
+
+// PublicKeyPEM is the SI public key as SubjectPublicKeyInfo PEM, trimmed.
+func (id *Identity) PublicKeyPEM() string {
+	der, err := x509.MarshalPKIXPublicKey(&id.Key.PublicKey)
+	if err != nil { // cannot happen for an RSA key
+		panic(err)
+	}
+	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+}
+
+// modulusHex is the SI modulus as lowercase hex without 0x.
+func (id *Identity) modulusHex() string { return id.Key.N.Text(16) }
+
+func (id *Identity) publicKeyConfiguration() map[string]any {
+	return map[string]any{
+		"service_instance_public_key_me": map[string]any{
+			"mod": id.modulusHex(),
+			"exp": id.Key.E,
+		},
+		"service_instance_public_key_pem": id.PublicKeyPEM(),
+		"key_retention_mode":              "LATEST_ONLY",
+	}
+}
+
+// ClientToken is the client configuration token a guest downloads once from
+// GET /-/client-token: a JWS naming where to connect and the SI public key.
+func (id *Identity) ClientToken(now time.Time, jti string) (string, error) {
+	now = now.UTC()
+	scopes := make([]any, len(id.AllotmentRefs))
+	for i, ref := range id.AllotmentRefs {
+		scopes[i] = ref
+	}
+	url := id.URL
+	return id.sign(jwt.MapClaims{
+		"jti":                        jti,
+		"iss":                        instanceIssuer,
+		"aud":                        instanceAudience,
+		"iat":                        now.Unix(),
+		"nbf":                        now.Unix(),
+		"exp":                        now.AddDate(12, 0, 0).Unix(),
+		"protocol_version":           "2.0",
+		"update_mode":                "ABSOLUTE",
+		"scope_ref_list":             scopes,
+		"fulfillment_class_ref_list": []any{},
+		"service_instance_configuration": map[string]any{
+			"nls_service_instance_ref": id.InstanceRef,
+			"svc_port_set_list": []any{map[string]any{
+				"idx":    0,
+				"d_name": "DLS",
+				"svc_port_map": []any{
+					map[string]any{"service": "auth", "port": id.Port},
+					map[string]any{"service": "lease", "port": id.Port},
+				},
+			}},
+			"node_url_list": []any{map[string]any{
+				"idx": 0, "url": url, "url_qr": url, "svc_port_set_idx": 0,
+			}},
+		},
+		"service_instance_public_key_configuration": id.publicKeyConfiguration(),
+	}, false)
+}
+
+// ClientTokenFilename is the attachment name FastAPI-DLS gives a client token.
+func ClientTokenFilename(now time.Time) string {
+	return "client_configuration_token_" + now.UTC().Format("02-01-06-15-04-05") + ".tok"
+}
+
+// AuthCode is the auth code of POST /auth/v1/code: valid 15 minutes, binding
+// the PKCE challenge to the origin.
+func (id *Identity) AuthCode(now time.Time, challenge, originRef string) (string, error) {
+	now = now.UTC()
+	return id.sign(jwt.MapClaims{
+		"iat":        now.Unix(),
+		"exp":        now.Add(authCodeLifetime).Unix(),
+		"challenge":  challenge,
+		"origin_ref": originRef,
+		"key_ref":    id.SiteKeyXID,
+		"kid":        id.SiteKeyXID,
+	}, true)
+}
+
+// AuthToken is the bearer token of POST /auth/v1/token for originRef.
+func (id *Identity) AuthToken(now, expires time.Time, originRef string) (string, error) {
+	now = now.UTC()
+	return id.sign(jwt.MapClaims{
+		"iat":        now.Unix(),
+		"nbf":        now.Unix(),
+		"iss":        clsIssuer,
+		"aud":        clsIssuer,
+		"exp":        expires.UTC().Unix(),
+		"key_ref":    id.SiteKeyXID,
+		"kid":        id.SiteKeyXID,
+		"origin_ref": originRef,
+	}, true)
+}
+
+// ConfigToken is the configToken of POST /leasing/v1/config-token.
+func (id *Identity) ConfigToken(now time.Time, serviceInstanceRef string) (string, error) {
+	now = now.UTC()
+	return id.sign(jwt.MapClaims{
+		"iss":                  instanceIssuer,
+		"aud":                  instanceAudience,
+		"iat":                  now.Unix(),
+		"nbf":                  now.Unix(),
+		"exp":                  now.AddDate(12, 0, 0).Unix(),
+		"protocol_version":     "2.0",
+		"d_name":               "DLS",
+		"service_instance_ref": serviceInstanceRef,
+		"service_instance_public_key_configuration": id.publicKeyConfiguration(),
+	}, false)
+}
+
+// ConfigTokenResponse builds the whole config-token answer.
+func (id *Identity) ConfigTokenResponse(now time.Time, serviceInstanceRef string) (ConfigTokenResponse, error) {
+	tok, err := id.ConfigToken(now, serviceInstanceRef)
+	if err != nil {
+		return ConfigTokenResponse{}, err
+	}
+	return ConfigTokenResponse{
+		CertificateConfiguration: CertificateConfiguration{
+			CAChain:    []string{CertificatePEM(id.CACert)},
+			PublicCert: CertificatePEM(id.SICert),
+			PublicKey:  PublicKey{Exp: id.Key.E, Mod: []string{id.modulusHex()}},
+		},
+		ConfigToken: tok,
+	}, nil
+}
+
+// CertificatePEM encodes a certificate as PEM with LF line ends, 64 columns
+// and no trailing newline, as the config-token response carries it.
+func CertificatePEM(c *x509.Certificate) string {
+	return strings.TrimRight(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})), "\n")
+}
+
+func (id *Identity) parse(token string, now time.Time, opts ...jwt.ParserOption) (jwt.MapClaims, error) {
+	opts = append(opts,
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	)
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) {
+		return &id.Key.PublicKey, nil
+	}, opts...)
+	return claims, err
+}
+
+// AuthCodeClaims is what a verified auth code says.
+type AuthCodeClaims struct {
+	Challenge string
+	OriginRef string
+}
+
+// ParseAuthCode verifies an auth code (RS256 with the SI key, unexpired) and
+// returns its claims. Errors match [ErrInvalidAuthCode]; their text is safe to send.
+func (id *Identity) ParseAuthCode(code string, now time.Time) (AuthCodeClaims, error) {
+	claims, err := id.parse(code, now)
+	if err != nil {
+		return AuthCodeClaims{}, fmt.Errorf("%w: %s", ErrInvalidAuthCode, jwtReason(err))
+	}
+	challenge, ok1 := claims["challenge"].(string)
+	origin, ok2 := claims["origin_ref"].(string)
+	if !ok1 || !ok2 || origin == "" {
+		return AuthCodeClaims{}, fmt.Errorf("%w: not an auth code", ErrInvalidAuthCode)
+	}
+	return AuthCodeClaims{Challenge: challenge, OriginRef: origin}, nil
+}
+
+// ParseAuthToken verifies a bearer auth token and returns the caller's
+// origin. Auth codes, client and config tokens and tokens without exp are
+// refused. Errors match [ErrInvalidToken]; their text is safe to send.
+func (id *Identity) ParseAuthToken(token string, now time.Time) (originRef string, err error) {
+	claims, err := id.parse(token, now, jwt.WithIssuer(clsIssuer))
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrInvalidToken, jwtReason(err))
+	}
+	origin, ok := claims["origin_ref"].(string)
+	if !ok || origin == "" {
+		return "", fmt.Errorf("%w: no origin_ref", ErrInvalidToken)
+	}
+	if _, isCode := claims["challenge"]; isCode {
+		return "", fmt.Errorf("%w: an auth code is not a bearer token", ErrInvalidToken)
+	}
+	return origin, nil
+}
+
+// jwtReason turns a golang-jwt error into a short reason fit for a response.
+func jwtReason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "bad signature"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "unverifiable (wrong algorithm?)"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "required claim missing"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "not valid yet"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "not an auth token"
+	}
+	return "invalid"
+}
+
+// VerifyChallenge checks PKCE: challenge must be base64 (standard alphabet,
+// '=' stripped) of sha256(verifier).
+func VerifyChallenge(challenge string, verifier Secret) error {
+	sum := sha256.Sum256([]byte(verifier))
+	if base64.RawStdEncoding.EncodeToString(sum[:]) != challenge {
+		return ErrChallengeMismatch
+	}
+	return nil
+}
