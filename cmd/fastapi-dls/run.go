@@ -2,22 +2,226 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/config"
+	"github.com/fastapi-dls/fastapi-dls/pkg/httpapi"
+	"github.com/fastapi-dls/fastapi-dls/pkg/pki"
+	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
+	"github.com/fastapi-dls/fastapi-dls/pkg/server"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
+const usage = `usage: fastapi-dls [serve|init|client-token|version] [-env FILE]
+
+  serve         run the licence server (the default)
+  init          create every missing key and certificate, then exit
+  client-token  print a fresh client configuration token to stdout
+  version       print the version
+
+Settings come from the env file (-env, $DLS_ENV_FILE, default /etc/fastapi-dls/env)
+and the process environment; see fastapi-dls(8).
+`
+
+// sweepEvery is how often leases expired past DLS_LEASE_GRACE are removed.
+const sweepEvery = time.Hour
+
 // run is the whole program behind main; tests call it directly.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	verb := "serve"
-	if len(args) > 0 {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		verb, args = args[0], args[1:]
 	}
+	fs := flag.NewFlagSet("fastapi-dls "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	envDefault, _ := lookupEnv("DLS_ENV_FILE")
+	envFile := fs.String("env", envDefault, "env `file` to read (default /etc/fastapi-dls/env)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fastapi-dls %s: unexpected argument %q\n", verb, fs.Arg(0))
+		return 2
+	}
+
+	var err error
 	switch verb {
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return 0
+	case "serve":
+		err = serve(ctx, *envFile, lookupEnv, stderr)
+	case "init":
+		err = initKeys(*envFile, lookupEnv, stdout, stderr)
+	case "client-token":
+		err = clientToken(*envFile, lookupEnv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
 	default:
-		fmt.Fprintf(stderr, "fastapi-dls: unknown command %q\n", verb)
+		fmt.Fprintf(stderr, "fastapi-dls: unknown command %q\n%s", verb, usage)
 		return 2
 	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fastapi-dls %s: %v\n", verb, err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config.Config, stderr io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if cfg.Debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(server.NewLogHandler(stderr, level))
+}
+
+func pkiOptions(cfg *config.Config) pki.Options {
+	return pki.Options{Dir: cfg.CertPath, InstanceRef: cfg.InstanceRef, LegacyKey: cfg.InstanceKey, LegacyPub: cfg.InstancePub}
+}
+
+// ensureKeys creates whatever keys and certificates are missing (never
+// overwriting one) and returns the key set.
+func ensureKeys(cfg *config.Config, log *slog.Logger) (*pki.KeySet, error) {
+	keys, created, err := pki.LoadOrCreate(pkiOptions(cfg))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range created {
+		log.Info("key or certificate created", slog.String("file", f))
+	}
+	made, err := pki.EnsureWebserverCert(cfg.TLSCert, cfg.TLSKey, []string{cfg.URL}, time.Now(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if made {
+		log.Info("self-signed webserver certificate created", slog.String("file", cfg.TLSCert), slog.String("key", cfg.TLSKey))
+	}
+	return keys, nil
+}
+
+func identity(cfg *config.Config, keys *pki.KeySet) *protocol.Identity {
+	return &protocol.Identity{
+		InstanceRef: cfg.InstanceRef, AllotmentRefs: cfg.AllotmentRef, SiteKeyXID: cfg.SiteKeyXID,
+		URL: cfg.URL, Port: cfg.Port, Key: keys.SIKey, SICert: keys.SICert, CACert: keys.CACert,
+	}
+}
+
+func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, bool), stderr io.Writer) error {
+	cfg, err := config.Load(envFile, lookupEnv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	log.Info("starting", slog.String("version", version), slog.String("env_file", cfg.EnvFile))
+	for _, name := range cfg.Unknown {
+		log.Warn("unknown setting in env file, ignored", slog.String("setting", name))
+	}
+	if os.Geteuid() == 0 {
+		log.Warn("running as root; the packaged service runs as the fastapi-dls user")
+	}
+
+	// A first start generates RSA-4096 keys: ask systemd for the time.
+	_ = server.ExtendTimeout(2 * time.Minute)
+	keys, err := ensureKeys(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o750); err != nil {
+		return fmt.Errorf("create database directory: %w", err)
+	}
+	db, err := store.Open(cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	api, err := httpapi.New(httpapi.Config{
+		Identity:    identity(cfg, keys),
+		Store:       db,
+		Settings:    cfg,
+		RootCertPEM: protocol.CertificatePEM(keys.RootCert) + "\n",
+		Logger:      log,
+		Version:     version,
+		Commit:      commit,
+	})
+	if err != nil {
+		return err
+	}
+
+	ls, activated, err := server.Activated()
+	if err != nil {
+		return err
+	}
+	if !activated {
+		if ls, err = server.Listen(cfg.Listen, cfg.HTTPListen); err != nil {
+			return err
+		}
+	}
+	if ls.HTTP == nil {
+		log.Warn("no plain-HTTP listener: Windows guests' shutdown releases are off")
+	}
+	log.Info("listening", slog.Bool("socket_activated", activated), slog.String("https", ls.HTTPS.Addr().String()))
+
+	err = server.Run(ctx, server.Config{
+		Listeners:       ls,
+		Handler:         api,
+		HTTPHandler:     api.PlainHandler(),
+		CertFile:        cfg.TLSCert,
+		KeyFile:         cfg.TLSKey,
+		LoadCertificate: pki.LoadWebserverCert,
+		Health:          db.Check,
+		Jobs:            []server.Job{{Name: "sweep-expired-leases", Every: sweepEvery, Run: api.Sweep}},
+		Status:          api.Status,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := db.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("close database: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func initKeys(envFile string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, err := config.Load(envFile, lookupEnv)
+	if err != nil {
+		return err
+	}
+	_, err = ensureKeys(cfg, newLogger(cfg, stderr))
+	return err
+}
+
+func clientToken(envFile string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
+	cfg, err := config.Load(envFile, lookupEnv)
+	if err != nil {
+		return err
+	}
+	keys, err := pki.Load(pkiOptions(cfg))
+	if err != nil {
+		return fmt.Errorf("%w (run `fastapi-dls init` first)", err)
+	}
+	jti, err := protocol.NewRef(rand.Reader)
+	if err != nil {
+		return err
+	}
+	tok, err := identity(cfg, keys).ClientToken(time.Now(), jti)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(stdout, tok)
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 	"unicode/utf8"
 )
@@ -105,4 +106,17 @@ func SignedBody(key *rsa.PrivateKey, v any) (body []byte, signature string, err 
 		return nil, "", fmt.Errorf("sign response: %w", err)
 	}
 	return body, "b'" + hex.EncodeToString(sig) + "'", nil
+}
+
+// NewRef returns a random (version 4) UUID, the form of every ref the server
+// mints: lease refs, client token jti. r is normally crypto/rand.Reader.
+func NewRef(r io.Reader) (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("new ref: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }

@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store"
+)
+
+// Errors of this package; the protocol's and the store's are mapped too.
+var (
+	errNoBearer      = errors.New("missing bearer token: send Authorization: Bearer <auth_token>")
+	errNotFound      = errors.New("no such endpoint")
+	errAdminOnly     = errors.New("the operator API is open to loopback callers only, or with Authorization: Bearer <DLS_ADMIN_TOKEN>")
+	errLeaseNotFound = errors.New("requested lease not available")
+	errForbidden     = errors.New("access or operation forbidden")
+)
+
+// methodNotAllowedError carries the method a route does not take.
+type methodNotAllowedError struct{ method string }
+
+func (e *methodNotAllowedError) Error() string {
+	return "method " + e.method + " is not allowed here"
+}
+
+// status is the one place that maps an error to an HTTP status and the
+// detail sent back. 5xx only for our own faults; their detail hides internals.
+func status(err error) (code int, title, detail string) {
+	var tooLarge *http.MaxBytesError
+	var notAllowed *methodNotAllowedError
+	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, "", "request body too large"
+	case errors.As(err, &notAllowed):
+		return http.StatusMethodNotAllowed, "", err.Error()
+	case errors.Is(err, protocol.ErrBadRequest):
+		return http.StatusBadRequest, "", err.Error()
+	case errors.Is(err, protocol.ErrInvalidAuthCode):
+		return http.StatusBadRequest, "invalid token", err.Error()
+	case errors.Is(err, protocol.ErrInvalidToken), errors.Is(err, errNoBearer):
+		return http.StatusUnauthorized, "", err.Error()
+	case errors.Is(err, protocol.ErrChallengeMismatch):
+		return http.StatusUnauthorized, "", err.Error()
+	case errors.Is(err, errAdminOnly):
+		return http.StatusUnauthorized, "", err.Error()
+	case errors.Is(err, errLeaseNotFound), errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "", errLeaseNotFound.Error()
+	case errors.Is(err, errForbidden), errors.Is(err, store.ErrForbidden):
+		return http.StatusForbidden, "", errForbidden.Error()
+	case errors.Is(err, errNotFound):
+		return http.StatusNotFound, "", err.Error()
+	}
+	return http.StatusServiceUnavailable, "", "the server could not complete the request; the error is in its log"
+}
+
+// fail writes err as the JSON error body and logs it once: client mistakes at
+// warn, our own faults at error.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, title, detail := status(err)
+	level := slog.LevelWarn
+	if code >= 500 {
+		level = slog.LevelError
+	}
+	a.log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", code), slog.String("remote_addr", r.RemoteAddr),
+		slog.String("err", err.Error()))
+	body, _ := protocol.Marshal(protocol.Error{Status: code, Title: title, Detail: detail})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if code == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", "Bearer")
+	}
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// reply writes v as compact ASCII JSON.
+func (a *API) reply(w http.ResponseWriter, r *http.Request, code int, v any) {
+	body, err := protocol.Marshal(v)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// replySigned writes v as a signed protocol response: body plus newline, with
+// X-NLS-Signature over exactly those bytes.
+func (a *API) replySigned(w http.ResponseWriter, r *http.Request, v any) {
+	body, sig, err := protocol.SignedBody(a.id.Key, v)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set(protocol.SignatureHeader, sig)
+	h.Set("Access-Control-Expose-Headers", protocol.SignatureHeader)
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}

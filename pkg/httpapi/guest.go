@@ -1,0 +1,332 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store"
+)
+
+// The guest protocol, in the order a guest walks it (PROTOCOL.md).
+
+func (a *API) clientToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	now := a.now()
+	jti, err := a.newRef()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	tok, err := a.id.ClientToken(now, jti)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Disposition", "attachment; filename="+protocol.ClientTokenFilename(now))
+	w.Write([]byte(tok))
+	a.log.Info("client token issued", slog.String("event", "client-token"), slog.String("remote_addr", r.RemoteAddr))
+}
+
+func (a *API) saveOrigin(ref string, env protocol.Environment) error {
+	now := a.now().UTC()
+	_, err := a.db.RegisterOrigin(store.Origin{
+		Ref:                ref,
+		Hostname:           env.Hostname,
+		GuestDriverVersion: env.GuestDriverVersion,
+		OSPlatform:         env.OSPlatform,
+		OSVersion:          env.OSVersion,
+		Environment:        env.Raw,
+		Created:            now,
+		Updated:            now,
+	})
+	return err
+}
+
+func (a *API) registerOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	body, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := protocol.DecodeOriginRequest(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.saveOrigin(req.CandidateOriginRef, req.Environment); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("origin registered", slog.String("event", "origin.register"),
+		slog.String("origin_ref", req.CandidateOriginRef), slog.String("hostname", req.Environment.Hostname),
+		slog.String("guest_driver_version", req.Environment.GuestDriverVersion))
+	a.reply(w, r, http.StatusOK, protocol.OriginResponse{
+		OriginRef:     req.CandidateOriginRef,
+		Environment:   protocol.EchoEnvironment(req.Environment),
+		SyncTimestamp: protocol.Timestamp(a.now()),
+	})
+}
+
+func (a *API) updateOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	body, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := protocol.DecodeOriginUpdateRequest(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.saveOrigin(req.OriginRef, req.Environment); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
+	a.reply(w, r, http.StatusOK, protocol.OriginUpdateResponse{
+		Environment:   protocol.EchoEnvironment(req.Environment),
+		SyncTimestamp: protocol.Timestamp(a.now()),
+	})
+}
+
+func (a *API) authCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	body, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := protocol.DecodeCodeRequest(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	now := a.now()
+	code, err := a.id.AuthCode(now, req.CodeChallenge, req.OriginRef)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("auth code issued", slog.String("event", "auth.code"), slog.String("origin_ref", req.OriginRef))
+	a.reply(w, r, http.StatusOK, protocol.CodeResponse{AuthCode: code, SyncTimestamp: protocol.Timestamp(now)})
+}
+
+func (a *API) authToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	body, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := protocol.DecodeTokenRequest(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	now := a.now()
+	claims, err := a.id.ParseAuthCode(string(req.AuthCode), now)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := protocol.VerifyChallenge(claims.Challenge, req.CodeVerifier); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	expires := now.Add(a.cfg.TokenExpire)
+	tok, err := a.id.AuthToken(now, expires, claims.OriginRef)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("auth token issued", slog.String("event", "auth.token"), slog.String("origin_ref", claims.OriginRef))
+	a.reply(w, r, http.StatusOK, protocol.TokenResponse{
+		AuthToken: tok, Expires: protocol.Timestamp(expires), SyncTimestamp: protocol.Timestamp(now),
+	})
+}
+
+func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	origin, err := a.caller(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := protocol.DecodeLessorRequest(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	now := a.now().UTC()
+	expires := now.Add(a.cfg.LeaseExpire)
+	leases := make([]store.Lease, len(req.Proposals))
+	results := make([]protocol.LeaseResult, len(req.Proposals))
+	for i, p := range req.Proposals {
+		ref, err := a.newRef()
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		feature, known := protocol.FeatureName(p.ProductName)
+		if !known {
+			a.log.Warn("unknown product, granting with its name as feature", slog.String("origin_ref", origin),
+				slog.String("product_name", p.ProductName))
+		}
+		leases[i] = store.Lease{Ref: ref, OriginRef: origin, ProductName: p.ProductName, FeatureName: feature,
+			Created: now, Expires: expires, Updated: now}
+		results[i] = protocol.LeaseResult{
+			Lease: protocol.NewLeaseGrant(ref, p.ProductName, feature, now, expires, a.cfg.LeaseRenewalPeriod),
+		}
+	}
+	if err := a.db.CreateLeases(leases); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	for _, l := range leases {
+		a.log.Info("lease created", slog.String("event", "lease.create"), slog.String("origin_ref", origin),
+			slog.String("lease_ref", l.Ref), slog.String("product_name", l.ProductName))
+	}
+	a.replySigned(w, r, protocol.LessorResponse{
+		ClientChallenge: req.ClientChallenge,
+		LeaseResultList: results,
+		SyncTimestamp:   protocol.Timestamp(now),
+	})
+}
+
+func (a *API) listLeases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	origin, err := a.caller(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	leases, err := a.db.Leases(origin)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	refs := make([]string, len(leases))
+	for i, l := range leases {
+		refs[i] = l.Ref
+	}
+	a.reply(w, r, http.StatusOK, protocol.LeaseListResponse{ActiveLeaseList: refs, SyncTimestamp: protocol.Timestamp(a.now())})
+}
+
+func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	origin, err := a.caller(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	req, err := protocol.DecodeRenewRequest(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ref := ps.ByName("ref")
+	now := a.now().UTC()
+	lease, err := a.db.Renew(origin, ref, now.Add(a.cfg.LeaseExpire), now)
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("renew lease %s of origin %s: %w", ref, origin, err))
+		return
+	}
+	a.log.Info("lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
+	a.replySigned(w, r, protocol.RenewResponse{
+		ClientChallenge:         req.ClientChallenge,
+		Expires:                 protocol.TimestampNoZ(lease.Expires),
+		LeaseRef:                ref,
+		RecommendedLeaseRenewal: a.cfg.LeaseRenewalPeriod,
+		SyncTimestamp:           protocol.Timestamp(now),
+	})
+}
+
+func (a *API) returnLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	origin, err := a.caller(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ref := ps.ByName("ref")
+	if err := a.db.Release(origin, ref); err != nil {
+		a.fail(w, r, fmt.Errorf("return lease %s of origin %s: %w", ref, origin, err))
+		return
+	}
+	a.log.Info("lease returned", slog.String("event", "lease.return"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
+	a.reply(w, r, http.StatusOK, protocol.ReturnResponse{LeaseRef: ref, SyncTimestamp: protocol.Timestamp(a.now())})
+}
+
+func (a *API) returnAll(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	origin, err := a.caller(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.releaseAll(w, r, origin, "lease.return")
+}
+
+// shutdown is the Windows guests' release on shutdown: the token comes in
+// the body, over plain HTTP on port 80 (and over HTTPS too).
+func (a *API) shutdown(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	body, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	tok, err := protocol.DecodeShutdownRequest(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	origin, err := a.id.ParseAuthToken(string(tok), a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.releaseAll(w, r, origin, "lease.shutdown")
+}
+
+func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event string) {
+	refs, err := a.db.ReleaseAll(origin)
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("return leases of origin %s: %w", origin, err))
+		return
+	}
+	if refs == nil {
+		refs = []string{}
+	}
+	for _, ref := range refs {
+		a.log.Info("lease returned", slog.String("event", event), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
+	}
+	a.reply(w, r, http.StatusOK, protocol.ReleaseAllResponse{ReleasedLeaseList: refs, SyncTimestamp: protocol.Timestamp(a.now())})
+}
+
+func (a *API) configToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	body, err := readBody(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ref, err := protocol.DecodeConfigTokenRequest(body)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	resp, err := a.id.ConfigTokenResponse(a.now(), ref)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("config token issued", slog.String("event", "config-token"), slog.String("remote_addr", r.RemoteAddr))
+	a.reply(w, r, http.StatusOK, resp)
+}
