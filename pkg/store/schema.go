@@ -96,6 +96,9 @@ func decodeOrigin(key, b []byte) (Origin, error) {
 	if r.Ref != string(key) {
 		return Origin{}, fmt.Errorf("decode origin %q: record says %q", key, r.Ref)
 	}
+	if err := checkUTC(r.Created, r.Updated); err != nil {
+		return Origin{}, fmt.Errorf("decode origin %q: %w", key, err)
+	}
 	return Origin{
 		Ref:                r.Ref,
 		Hostname:           r.Hostname,
@@ -141,6 +144,9 @@ func decodeLease(key, b []byte) (Lease, error) {
 	if r.Ref != string(key) {
 		return Lease{}, fmt.Errorf("decode lease %q: record says %q", key, r.Ref)
 	}
+	if err := checkUTC(r.Created, r.Expires, r.Updated); err != nil {
+		return Lease{}, fmt.Errorf("decode lease %q: %w", key, err)
+	}
 	return Lease{
 		Ref:         r.Ref,
 		OriginRef:   r.OriginRef,
@@ -150,6 +156,18 @@ func decodeLease(key, b []byte) (Lease, error) {
 		Expires:     r.Expires.UTC(),
 		Updated:     r.Updated.UTC(),
 	}, nil
+}
+
+// checkUTC refuses decoded times with a zone offset. We only write UTC; an
+// offset could move a year-0 or year-9999 time out of the range JSON can
+// encode, and the record could then not be written back (found by fuzzing).
+func checkUTC(ts ...time.Time) error {
+	for _, t := range ts {
+		if _, off := t.Zone(); off != 0 {
+			return fmt.Errorf("time %s is not UTC", t.Format(time.RFC3339Nano))
+		}
+	}
+	return nil
 }
 
 // indexKey is the originLeasesBucket key of a lease. Refs never contain '/'

@@ -122,8 +122,9 @@ func (db *DB) Check(ctx context.Context) error {
 	}
 	done := make(chan error, 1)
 	go func() {
-		defer db.checking.Store(false)
-		done <- db.check(time.Now().UTC())
+		err := db.check(time.Now().UTC())
+		db.checking.Store(false) // before the send: the caller may Check again at once
+		done <- err
 	}()
 	select {
 	case err := <-done:
@@ -212,10 +213,14 @@ func checkRef(kind, ref string) error {
 	return nil
 }
 
-// checkTime refuses a zero time, which would be a caller's forgotten field.
+// checkTime refuses a zero time, which would be a caller's forgotten field,
+// and one whose UTC year JSON cannot encode.
 func checkTime(name string, t time.Time) error {
 	if t.IsZero() {
 		return fmt.Errorf("%w: zero %s time", ErrInvalid, name)
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("%w: %s time in year %d", ErrInvalid, name, y)
 	}
 	return nil
 }
