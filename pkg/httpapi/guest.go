@@ -89,7 +89,7 @@ func (a *API) updateOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.
 	}
 	a.log.Info("origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
 	a.reply(w, r, http.StatusOK, protocol.OriginUpdateResponse{
-		Environment:   protocol.EchoEnvironment(req.Environment),
+		Environment:   req.Environment.Raw, // as sent; raw_env is only in the register answer
 		SyncTimestamp: protocol.Timestamp(a.now()),
 	})
 }

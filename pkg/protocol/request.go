@@ -287,7 +287,7 @@ func DecodeLessorRequest(body []byte) (LessorRequest, error) {
 
 // MaxProposals bounds the leases one request may create, so that a hostile
 // body cannot make the server sign and store without end. Real guests ask for one.
-const MaxProposals = 16
+const MaxProposals = 64
 
 // RenewRequest is the body of PUT /leasing/v1/lease/{ref} (and of the
 // DELETE, whose body FastAPI-DLS ignores).
