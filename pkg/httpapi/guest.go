@@ -32,9 +32,12 @@ func (a *API) clientToken(w http.ResponseWriter, r *http.Request, _ httprouter.P
 	a.log.Info("client token issued", slog.String("event", "client-token"), slog.String("remote_addr", r.RemoteAddr))
 }
 
+// saveOrigin stores what the guest says about itself. A field the guest
+// leaves out keeps its stored value, so that a partial update does not blank
+// what the management view shows.
 func (a *API) saveOrigin(ref string, env protocol.Environment) error {
 	now := a.now().UTC()
-	_, err := a.db.RegisterOrigin(store.Origin{
+	o := store.Origin{
 		Ref:                ref,
 		Hostname:           env.Hostname,
 		GuestDriverVersion: env.GuestDriverVersion,
@@ -43,7 +46,19 @@ func (a *API) saveOrigin(ref string, env protocol.Environment) error {
 		Environment:        env.Raw,
 		Created:            now,
 		Updated:            now,
-	})
+	}
+	if old, err := a.db.Origin(ref); err == nil {
+		keep := func(s *string, prev string) {
+			if *s == "" {
+				*s = prev
+			}
+		}
+		keep(&o.Hostname, old.Hostname)
+		keep(&o.GuestDriverVersion, old.GuestDriverVersion)
+		keep(&o.OSPlatform, old.OSPlatform)
+		keep(&o.OSVersion, old.OSVersion)
+	}
+	_, err := a.db.RegisterOrigin(o)
 	return err
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -213,3 +214,23 @@ func mustDecode(t testing.TB, w *httptest.ResponseRecorder, v any) {
 		t.Fatalf("decode %s: %v", w.Body, err)
 	}
 }
+
+func newRequest(method, path, body, token string, header map[string]string) *http.Request {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.RemoteAddr = "127.0.0.1:40000"
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	return r
+}
+
+func serve(f *fixture, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	f.api.ServeHTTP(w, r)
+	return w
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
