@@ -44,6 +44,9 @@ func EnsureWebserverCert(certFile, keyFile string, hosts []string, now time.Time
 	if certFile == "" || keyFile == "" {
 		return false, errors.New("ensure webserver certificate: certificate and key file must both be given")
 	}
+	if filepath.Clean(certFile) == filepath.Clean(keyFile) {
+		return false, fmt.Errorf("ensure webserver certificate: certificate and key are both %s; they must be two files", certFile)
+	}
 	if now.IsZero() {
 		now = time.Now()
 	}
