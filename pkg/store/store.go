@@ -52,8 +52,9 @@ type DB struct {
 // Open opens the store file at path, creating it (mode 0600) and its buckets
 // when missing; the parent directory must exist. It waits at most a second
 // for the file lock and then fails with [ErrLocked], so that a command run
-// beside the daemon does not hang. A file written by a newer schema version
-// is refused. The caller must [DB.Close] the result.
+// beside the daemon does not hang. A file of another schema version is
+// refused (there are no migrations yet). The caller must [DB.Close] the
+// result.
 func Open(path string) (*DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("open store: %w: empty path", ErrInvalid)
