@@ -51,6 +51,8 @@ func TestBadInput(t *testing.T) {
 		{"shutdown bad token", "POST", "/leasing/v1/lessor/shutdown", `{"token":"x.y.z"}`, "", nil, 401, "invalid token"},
 		{"shutdown no token", "POST", "/leasing/v1/lessor/shutdown", `{}`, "", nil, 400, `"token" is missing`},
 		{"config-token wrong type", "POST", "/leasing/v1/config-token", `{"service_instance_ref":1}`, "", nil, 400, "must be a JSON string"},
+		{"origin ref too long", "POST", "/auth/v1/origin", `{"candidate_origin_ref":"` + strings.Repeat("x", 300) + `","environment":{}}`, "", nil, 400, "not acceptable"},
+		{"origin ref with slash", "POST", "/auth/v1/origin/update", `{"origin_ref":"a/b","environment":{}}`, "", nil, 400, "not acceptable"},
 		{"unknown path", "GET", "/leasing/v2/nothing", "", "", nil, 404, "no such endpoint"},
 		{"wrong method", "GET", "/auth/v1/origin", "", "", nil, 405, "not allowed"},
 	}

@@ -37,6 +37,8 @@ func status(err error) (code int, title, detail string) {
 		return http.StatusMethodNotAllowed, "", err.Error()
 	case errors.Is(err, protocol.ErrBadRequest):
 		return http.StatusBadRequest, "", err.Error()
+	case errors.Is(err, store.ErrInvalid):
+		return http.StatusBadRequest, "", "a ref in the request is not acceptable (empty, too long or containing '/')"
 	case errors.Is(err, protocol.ErrInvalidAuthCode):
 		return http.StatusBadRequest, "invalid token", err.Error()
 	case errors.Is(err, protocol.ErrInvalidToken), errors.Is(err, errNoBearer):
