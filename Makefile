@@ -12,11 +12,11 @@ RUN_STATE ?= $(CURDIR)/state
 RUN_PORT  ?= 8443
 RUN_HTTP  ?= 127.0.0.1:8080
 
-.PHONY: all build run test deps unit fmt-check vet lint golden e2e deb lintian bench fuzz soak clean
+.PHONY: all build readme run test deps unit fmt-check vet lint golden e2e deb lintian deb-test bench fuzz soak clean
 
 all: build
 
-build:
+build: readme
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fastapi-dls
 
 run: build
@@ -47,10 +47,46 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
 
 golden:
-	$(GO) test ./pkg/... -run Golden -update
+	$(GO) test ./pkg/httpapi -run Golden -update
+	$(GO) test ./pkg/config -run TestSettingsDocs -update
+
+# readme refreshes the copy of README.md that /-/readme embeds.
+readme:
+	@cmp -s README.md pkg/httpapi/assets/README.md || cp README.md pkg/httpapi/assets/README.md
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Debian package (debian/). dpkg-buildpackage writes into ..; deb moves the
+# results to dist/. Build-Depends says golang-go | golang-any, but bookworm's
+# golang-go is Go 1.19 and go.mod needs 1.26: the build uses the go in PATH
+# (/usr/local/go), so the other build dependencies are installed here and
+# dpkg-buildpackage runs with -d (no Build-Depends check).
+DEB_TOOLS := debhelper dpkg-dev lintian
+
+deb:
+	@missing=; for p in $(DEB_TOOLS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	dpkg-buildpackage -us -uc -d
+	mkdir -p dist
+	rm -f dist/fastapi-dls_* dist/fastapi-dls-dbgsym_*
+	v=$$(dpkg-parsechangelog -SVersion); \
+	for f in ../fastapi-dls_$$v[._]* ../fastapi-dls-dbgsym_$${v}_*; do \
+	  if [ -e "$$f" ]; then mv "$$f" dist/; fi; \
+	done
+	@ls -1 dist
+
+lintian:
+	lintian --fail-on error,warning --display-info dist/*.changes
+
+# Runs debian/tests/* against dist/*.deb in .ci/box containers.
+deb-test:
+	./debian/tests/run-all
 
 clean:
 	rm -rf bin dist
