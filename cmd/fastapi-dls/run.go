@@ -169,9 +169,6 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 			return err
 		}
 	}
-	if ls.HTTP == nil {
-		log.Warn("no plain-HTTP listener: Windows guests' shutdown releases are off")
-	}
 	log.Info("listening", slog.Bool("socket_activated", activated), slog.String("https", ls.HTTPS.Addr().String()))
 
 	err = server.Run(ctx, server.Config{
