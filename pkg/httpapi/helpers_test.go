@@ -43,10 +43,14 @@ type fixture struct {
 
 var fixedNow = time.Date(2026, 11, 29, 13, 45, 6, 789012000, time.UTC)
 
+// farZone is UTC+14: the fixture's clock hands out times in it, so that any
+// output that forgets to convert to UTC shows in the golden bytes.
+var farZone = time.FixedZone("Pacific/Kiritimati", 14*3600)
+
 func (f *fixture) clock() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.now
+	return f.now.In(farZone)
 }
 
 func (f *fixture) advance(d time.Duration) {
