@@ -89,7 +89,7 @@ func (a *API) newRouter() *httprouter.Router {
 		if route.admin {
 			h = a.adminOnly(h)
 		}
-		rt.Handle(route.method, route.path, h)
+		rt.Handle(route.method, route.path, a.adapt(h))
 	}
 	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("%w: %s %s", errNotFound, r.Method, r.URL.Path))
@@ -130,22 +130,32 @@ func (a *API) cors(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handler is an endpoint: it writes its answer, or returns the error that
+// [API.fail] turns into the JSON error answer.
+type handler func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error
+
+func (a *API) adapt(h handler) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if err := h(w, r, ps); err != nil {
+			a.fail(w, r, err)
+		}
+	}
+}
+
 // adminOnly guards the operator endpoints that read guests' details or
 // delete: loopback callers pass, others need DLS_ADMIN_TOKEN as a bearer.
-func (a *API) adminOnly(next httprouter.Handle) httprouter.Handle {
-	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+func (a *API) adminOnly(next handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 		if isLoopback(r.RemoteAddr) {
-			next(w, r, ps)
-			return
+			return next(w, r, ps)
 		}
 		if tok := a.cfg.AdminToken; tok != "" {
 			got, ok := bearer(r)
 			if ok && subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
-				next(w, r, ps)
-				return
+				return next(w, r, ps)
 			}
 		}
-		a.fail(w, r, errAdminOnly)
+		return errAdminOnly
 	}
 }
 
@@ -178,13 +188,15 @@ func (a *API) caller(r *http.Request) (string, error) {
 	return a.id.ParseAuthToken(string(tok), a.now())
 }
 
-// readBody reads a request body of at most MaxBodyBytes.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// decode reads a request body of at most MaxBodyBytes and validates it
+// with one of the protocol's Decode functions.
+func decode[T any](w http.ResponseWriter, r *http.Request, fn func([]byte) (T, error)) (T, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
-		return nil, fmt.Errorf("read request body: %w", err)
+		var zero T
+		return zero, fmt.Errorf("read request body: %w", err)
 	}
-	return b, nil
+	return fn(b)
 }
 
 // newRef mints a lease ref or jti.
@@ -199,7 +211,9 @@ func (a *API) PlainHandler() http.Handler {
 				a.fail(w, r, &methodNotAllowedError{method: r.Method})
 				return
 			}
-			a.shutdown(w, r, nil)
+			if err := a.shutdown(w, r, nil); err != nil {
+				a.fail(w, r, err)
+			}
 			return
 		}
 		host := r.Host

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -79,25 +80,25 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	w.Write(body)
 }
 
-// reply writes v as compact ASCII JSON.
-func (a *API) reply(w http.ResponseWriter, r *http.Request, code int, v any) {
+// reply writes v as compact ASCII JSON. An error is returned before
+// anything is written, so the caller's error path can still answer.
+func (a *API) reply(w http.ResponseWriter, _ *http.Request, code int, v any) error {
 	body, err := protocol.Marshal(v)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return fmt.Errorf("encode response: %w", err)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	w.Write(body)
+	w.Write(body) // a write error is the client's leaving; nothing to answer
+	return nil
 }
 
 // replySigned writes v as a signed protocol response: body plus newline, with
 // X-NLS-Signature over exactly those bytes.
-func (a *API) replySigned(w http.ResponseWriter, r *http.Request, v any) {
+func (a *API) replySigned(w http.ResponseWriter, _ *http.Request, v any) error {
 	body, sig, err := protocol.SignedBody(a.id.Key, v)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -105,4 +106,5 @@ func (a *API) replySigned(w http.ResponseWriter, r *http.Request, v any) {
 	h.Set("Access-Control-Expose-Headers", protocol.SignatureHeader)
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
+	return nil
 }

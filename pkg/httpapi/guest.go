@@ -13,23 +13,22 @@ import (
 
 // The guest protocol, in the order a guest walks it (PROTOCOL.md).
 
-func (a *API) clientToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) clientToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	now := a.now()
 	jti, err := a.newRef()
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	tok, err := a.id.ClientToken(now, jti)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Content-Disposition", "attachment; filename="+protocol.ClientTokenFilename(now))
-	w.Write([]byte(tok))
 	a.log.Info("client token issued", slog.String("event", "client-token"), slog.String("remote_addr", r.RemoteAddr))
+	_, err = w.Write([]byte(tok))
+	return err
 }
 
 // saveOrigin stores what the guest says about itself. A field the guest
@@ -62,122 +61,85 @@ func (a *API) saveOrigin(ref string, env protocol.Environment) error {
 	return err
 }
 
-func (a *API) registerOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	body, err := readBody(w, r)
+func (a *API) registerOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	req, err := decode(w, r, protocol.DecodeOriginRequest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	req, err := protocol.DecodeOriginRequest(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if err := a.saveOrigin(req.CandidateOriginRef, req.Environment); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.log.Info("origin registered", slog.String("event", "origin.register"),
 		slog.String("origin_ref", req.CandidateOriginRef), slog.String("hostname", req.Environment.Hostname),
 		slog.String("guest_driver_version", req.Environment.GuestDriverVersion))
-	a.reply(w, r, http.StatusOK, protocol.OriginResponse{
+	return a.reply(w, r, http.StatusOK, protocol.OriginResponse{
 		OriginRef:     req.CandidateOriginRef,
 		Environment:   protocol.EchoEnvironment(req.Environment),
 		SyncTimestamp: protocol.Timestamp(a.now()),
 	})
 }
 
-func (a *API) updateOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	body, err := readBody(w, r)
+func (a *API) updateOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	req, err := decode(w, r, protocol.DecodeOriginUpdateRequest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	req, err := protocol.DecodeOriginUpdateRequest(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if err := a.saveOrigin(req.OriginRef, req.Environment); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.log.Info("origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
-	a.reply(w, r, http.StatusOK, protocol.OriginUpdateResponse{
+	return a.reply(w, r, http.StatusOK, protocol.OriginUpdateResponse{
 		Environment:   req.Environment.Raw, // as sent; raw_env is only in the register answer
 		SyncTimestamp: protocol.Timestamp(a.now()),
 	})
 }
 
-func (a *API) authCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	body, err := readBody(w, r)
+func (a *API) authCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	req, err := decode(w, r, protocol.DecodeCodeRequest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	req, err := protocol.DecodeCodeRequest(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	now := a.now()
 	code, err := a.id.AuthCode(now, req.CodeChallenge, req.OriginRef)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.log.Info("auth code issued", slog.String("event", "auth.code"), slog.String("origin_ref", req.OriginRef))
-	a.reply(w, r, http.StatusOK, protocol.CodeResponse{AuthCode: code, SyncTimestamp: protocol.Timestamp(now)})
+	return a.reply(w, r, http.StatusOK, protocol.CodeResponse{AuthCode: code, SyncTimestamp: protocol.Timestamp(now)})
 }
 
-func (a *API) authToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	body, err := readBody(w, r)
+func (a *API) authToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	req, err := decode(w, r, protocol.DecodeTokenRequest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	req, err := protocol.DecodeTokenRequest(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	now := a.now()
 	claims, err := a.id.ParseAuthCode(string(req.AuthCode), now)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if err := protocol.VerifyChallenge(claims.Challenge, req.CodeVerifier); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	expires := now.Add(a.cfg.TokenExpire)
 	tok, err := a.id.AuthToken(now, expires, claims.OriginRef)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.log.Info("auth token issued", slog.String("event", "auth.token"), slog.String("origin_ref", claims.OriginRef))
-	a.reply(w, r, http.StatusOK, protocol.TokenResponse{
+	return a.reply(w, r, http.StatusOK, protocol.TokenResponse{
 		AuthToken: tok, Expires: protocol.Timestamp(expires), SyncTimestamp: protocol.Timestamp(now),
 	})
 }
 
-func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	origin, err := a.caller(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
-	body, err := readBody(w, r)
+	req, err := decode(w, r, protocol.DecodeLessorRequest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	req, err := protocol.DecodeLessorRequest(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	now := a.now().UTC()
 	expires := now.Add(a.cfg.LeaseExpire)
@@ -186,8 +148,7 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 	for i, p := range req.Proposals {
 		ref, err := a.newRef()
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		feature, known := protocol.FeatureName(p.ProductName)
 		if !known {
@@ -201,63 +162,52 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 		}
 	}
 	if err := a.db.CreateLeases(leases); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	for _, l := range leases {
 		a.log.Info("lease created", slog.String("event", "lease.create"), slog.String("origin_ref", origin),
 			slog.String("lease_ref", l.Ref), slog.String("product_name", l.ProductName))
 	}
-	a.replySigned(w, r, protocol.LessorResponse{
+	return a.replySigned(w, r, protocol.LessorResponse{
 		ClientChallenge: req.ClientChallenge,
 		LeaseResultList: results,
 		SyncTimestamp:   protocol.Timestamp(now),
 	})
 }
 
-func (a *API) listLeases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) listLeases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	origin, err := a.caller(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	leases, err := a.db.Leases(origin)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	refs := make([]string, len(leases))
 	for i, l := range leases {
 		refs[i] = l.Ref
 	}
-	a.reply(w, r, http.StatusOK, protocol.LeaseListResponse{ActiveLeaseList: refs, SyncTimestamp: protocol.Timestamp(a.now())})
+	return a.reply(w, r, http.StatusOK, protocol.LeaseListResponse{ActiveLeaseList: refs, SyncTimestamp: protocol.Timestamp(a.now())})
 }
 
-func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	origin, err := a.caller(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
-	body, err := readBody(w, r)
+	req, err := decode(w, r, protocol.DecodeRenewRequest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	req, err := protocol.DecodeRenewRequest(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	ref := ps.ByName("ref")
 	now := a.now().UTC()
 	lease, err := a.db.Renew(origin, ref, now.Add(a.cfg.LeaseExpire), now)
 	if err != nil {
-		a.fail(w, r, fmt.Errorf("renew lease %s of origin %s: %w", ref, origin, err))
-		return
+		return fmt.Errorf("renew lease %s of origin %s: %w", ref, origin, err)
 	}
 	a.log.Info("lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
-	a.replySigned(w, r, protocol.RenewResponse{
+	return a.replySigned(w, r, protocol.RenewResponse{
 		ClientChallenge:         req.ClientChallenge,
 		Expires:                 protocol.TimestampNoZ(lease.Expires),
 		LeaseRef:                ref,
@@ -266,56 +216,45 @@ func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	})
 }
 
-func (a *API) returnLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+func (a *API) returnLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	origin, err := a.caller(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	ref := ps.ByName("ref")
 	if err := a.db.Release(origin, ref); err != nil {
-		a.fail(w, r, fmt.Errorf("return lease %s of origin %s: %w", ref, origin, err))
-		return
+		return fmt.Errorf("return lease %s of origin %s: %w", ref, origin, err)
 	}
 	a.log.Info("lease returned", slog.String("event", "lease.return"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
-	a.reply(w, r, http.StatusOK, protocol.ReturnResponse{LeaseRef: ref, SyncTimestamp: protocol.Timestamp(a.now())})
+	return a.reply(w, r, http.StatusOK, protocol.ReturnResponse{LeaseRef: ref, SyncTimestamp: protocol.Timestamp(a.now())})
 }
 
-func (a *API) returnAll(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) returnAll(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	origin, err := a.caller(r)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
-	a.releaseAll(w, r, origin, "lease.return")
+	return a.releaseAll(w, r, origin, "lease.return")
 }
 
 // shutdown is the Windows guests' release on shutdown: the token comes in
 // the body, over plain HTTP on port 80 (and over HTTPS too).
-func (a *API) shutdown(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	body, err := readBody(w, r)
+func (a *API) shutdown(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	tok, err := decode(w, r, protocol.DecodeShutdownRequest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	tok, err := protocol.DecodeShutdownRequest(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	origin, err := a.id.ParseAuthToken(string(tok), a.now())
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
-	a.releaseAll(w, r, origin, "lease.shutdown")
+	return a.releaseAll(w, r, origin, "lease.shutdown")
 }
 
-func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event string) {
+func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event string) error {
 	refs, err := a.db.ReleaseAll(origin)
 	if err != nil {
-		a.fail(w, r, fmt.Errorf("return leases of origin %s: %w", origin, err))
-		return
+		return fmt.Errorf("return leases of origin %s: %w", origin, err)
 	}
 	if refs == nil {
 		refs = []string{}
@@ -323,25 +262,18 @@ func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event s
 	for _, ref := range refs {
 		a.log.Info("lease returned", slog.String("event", event), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
 	}
-	a.reply(w, r, http.StatusOK, protocol.ReleaseAllResponse{ReleasedLeaseList: refs, SyncTimestamp: protocol.Timestamp(a.now())})
+	return a.reply(w, r, http.StatusOK, protocol.ReleaseAllResponse{ReleasedLeaseList: refs, SyncTimestamp: protocol.Timestamp(a.now())})
 }
 
-func (a *API) configToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	body, err := readBody(w, r)
+func (a *API) configToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	ref, err := decode(w, r, protocol.DecodeConfigTokenRequest)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ref, err := protocol.DecodeConfigTokenRequest(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	resp, err := a.id.ConfigTokenResponse(a.now(), ref)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.log.Info("config token issued", slog.String("event", "config-token"), slog.String("remote_addr", r.RemoteAddr))
-	a.reply(w, r, http.StatusOK, resp)
+	return a.reply(w, r, http.StatusOK, resp)
 }

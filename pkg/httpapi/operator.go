@@ -24,18 +24,20 @@ var readmeText string
 //go:embed assets/manage.html
 var managePage []byte
 
-func (a *API) toReadme(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) toReadme(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	http.Redirect(w, r, "/-/readme", http.StatusTemporaryRedirect)
+	return nil
 }
 
-func (a *API) readme(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) readme(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write([]byte("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>fastapi-dls</title></head>\n<body><pre>" +
 		html.EscapeString(readmeText) + "</pre></body></html>\n"))
+	return nil
 }
 
-func (a *API) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	a.reply(w, r, http.StatusOK, struct {
+func (a *API) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	return a.reply(w, r, http.StatusOK, struct {
 		Status  string `json:"status"`
 		Version string `json:"version"`
 		Commit  string `json:"commit"`
@@ -43,29 +45,30 @@ func (a *API) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	}{"up", a.version, a.commit, a.cfg.Debug})
 }
 
-func (a *API) health(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) health(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := a.db.Check(ctx); err != nil {
 		a.log.Error("health check failed", slog.String("err", err.Error()))
-		a.reply(w, r, http.StatusServiceUnavailable, map[string]string{"status": "down"})
-		return
+		return a.reply(w, r, http.StatusServiceUnavailable, map[string]string{"status": "down"})
 	}
-	a.reply(w, r, http.StatusOK, map[string]string{"status": "up"})
+	return a.reply(w, r, http.StatusOK, map[string]string{"status": "up"})
 }
 
-func (a *API) config(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	a.reply(w, r, http.StatusOK, a.cfg.Public())
+func (a *API) config(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	return a.reply(w, r, http.StatusOK, a.cfg.Public())
 }
 
-func (a *API) rootCertificate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) rootCertificate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte(a.rootPEM))
+	return nil
 }
 
-func (a *API) manage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) manage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write(managePage)
+	return nil
 }
 
 // originView and leaseView are the operator listings' shapes (FastAPI-DLS's
@@ -110,11 +113,10 @@ func queryBool(r *http.Request, name string) bool {
 	return false
 }
 
-func (a *API) origins(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) origins(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	origins, err := a.db.Origins()
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	withLeases := queryBool(r, "leases")
 	out := make([]originView, len(origins))
@@ -125,22 +127,20 @@ func (a *API) origins(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 		}
 		leases, err := a.db.Leases(o.Ref)
 		if err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		out[i].Leases = make([]leaseView, 0, len(leases))
 		for _, l := range leases {
 			out[i].Leases = append(out[i].Leases, a.viewLease(l))
 		}
 	}
-	a.reply(w, r, http.StatusOK, out)
+	return a.reply(w, r, http.StatusOK, out)
 }
 
-func (a *API) leases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) leases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	leases, err := a.db.Leases("")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	withOrigin := queryBool(r, "origin")
 	out := make([]leaseView, len(leases))
@@ -154,43 +154,43 @@ func (a *API) leases(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 			out[i].Origin = &v
 		}
 	}
-	a.reply(w, r, http.StatusOK, out)
+	return a.reply(w, r, http.StatusOK, out)
 }
 
-func (a *API) deleteOrigins(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) deleteOrigins(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	origins, leases, err := a.db.DeleteOrigins()
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.log.Info("origins deleted by operator", slog.String("event", "admin.delete-origins"),
 		slog.Int("origins", origins), slog.Int("leases", leases), slog.String("remote_addr", r.RemoteAddr))
 	w.WriteHeader(http.StatusCreated)
+	return nil
 }
 
-func (a *API) deleteExpired(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) deleteExpired(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	refs, err := a.db.DeleteExpired(a.now())
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.log.Info("expired leases deleted by operator", slog.String("event", "admin.delete-expired"),
 		slog.Int("leases", len(refs)), slog.String("remote_addr", r.RemoteAddr))
 	w.WriteHeader(http.StatusCreated)
+	return nil
 }
 
-func (a *API) deleteLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+func (a *API) deleteLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	ref := ps.ByName("ref")
 	if err := a.db.DeleteLease(ref); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.log.Info("lease deleted by operator", slog.String("event", "admin.delete-lease"),
 		slog.String("lease_ref", ref), slog.String("remote_addr", r.RemoteAddr))
 	w.WriteHeader(http.StatusCreated)
+	return nil
 }
 
-func (a *API) docs(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) docs(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var b strings.Builder
 	b.WriteString("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>fastapi-dls API</title></head><body>\n<h1>fastapi-dls API</h1>\n<p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>.</p>\n<table>\n")
 	for _, rt := range a.routes() {
@@ -204,10 +204,11 @@ func (a *API) docs(w http.ResponseWriter, r *http.Request, _ httprouter.Params) 
 	b.WriteString("</table></body></html>\n")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write([]byte(b.String()))
+	return nil
 }
 
 // openAPI describes the route table as OpenAPI 3.0 (paths and summaries).
-func (a *API) openAPI(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (a *API) openAPI(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	paths := map[string]map[string]any{}
 	for _, rt := range a.routes() {
 		p := rt.path
@@ -219,7 +220,7 @@ func (a *API) openAPI(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 		}
 		paths[p][strings.ToLower(rt.method)] = map[string]any{"summary": rt.summary, "responses": map[string]any{"200": map[string]string{"description": "OK"}}}
 	}
-	a.reply(w, r, http.StatusOK, map[string]any{
+	return a.reply(w, r, http.StatusOK, map[string]any{
 		"openapi": "3.0.3",
 		"info":    map[string]string{"title": "fastapi-dls", "version": a.version},
 		"paths":   paths,

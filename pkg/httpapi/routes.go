@@ -1,15 +1,11 @@
 package httpapi
 
-import (
-	"net/http"
-
-	"github.com/julienschmidt/httprouter"
-)
+import "net/http"
 
 // route is one row of the route table.
 type route struct {
 	method, path string
-	handle       httprouter.Handle
+	handle       handler
 	admin        bool   // loopback or DLS_ADMIN_TOKEN only
 	summary      string // shown in /openapi.json
 }
