@@ -1,0 +1,384 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+)
+
+// Defaults for the zero fields of [Config].
+const (
+	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultStatusInterval    = 30 * time.Second
+)
+
+// defaultStatus is the STATUS= text when [Config.Status] is nil.
+const defaultStatus = "serving"
+
+// Config is what [Run] serves. The zero value of every optional field works.
+type Config struct {
+	// Listeners to serve; Run owns them and closes them on return. HTTPS is required.
+	Listeners Listeners
+	// Handler is served over TLS on Listeners.HTTPS. Required.
+	Handler http.Handler
+	// HTTPHandler is served as plain HTTP on Listeners.HTTP; required when that listener is set.
+	HTTPHandler http.Handler
+
+	// CertFile and KeyFile hold the webserver certificate and key (PEM). They are loaded at start and again on
+	// every SIGHUP.
+	CertFile, KeyFile string
+	// LoadCertificate loads them; nil means [tls.LoadX509KeyPair].
+	LoadCertificate func(certFile, keyFile string) (*tls.Certificate, error)
+
+	// Health gates the systemd watchdog: WATCHDOG=1 is sent only after it returns nil within a quarter of the
+	// watchdog interval. It should do a real store read and write and honour ctx. nil means always healthy.
+	Health func(ctx context.Context) error
+	// Jobs run periodically while serving.
+	Jobs []Job
+	// Status returns the human text sent as STATUS= at start, after reloads and every StatusInterval, e.g.
+	// "serving 3 origins, 5 leases"; while Health fails, the text is prefixed with the failure. It must be safe
+	// for concurrent use. nil means a fixed text and no periodic updates.
+	Status func() string
+	// StatusInterval is how often Status is sent; 0 means [DefaultStatusInterval].
+	StatusInterval time.Duration
+	// Logger receives the daemon's events; nil discards them.
+	Logger *slog.Logger
+
+	// ShutdownTimeout bounds the drain of in-flight requests on stop; past it, connections are closed.
+	// 0 means [DefaultShutdownTimeout].
+	ShutdownTimeout time.Duration
+	// Server limits, applied to both servers; 0 means the Default* constant.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
+}
+
+// Job is periodic work, e.g. the expired-lease sweep.
+type Job struct {
+	// Name identifies the job in logs.
+	Name string
+	// Every is the interval between runs; the first run is one interval after start. Must be positive.
+	Every time.Duration
+	// Run does the work. Its ctx is cancelled when the server stops; an error or panic is logged and the job
+	// runs again at the next interval.
+	Run func(ctx context.Context) error
+}
+
+func (cfg *Config) validate() error {
+	switch {
+	case cfg.Listeners.HTTPS == nil:
+		return errors.New("no https listener")
+	case cfg.Handler == nil:
+		return errors.New("no handler")
+	case cfg.Listeners.HTTP != nil && cfg.HTTPHandler == nil:
+		return errors.New("http listener without http handler")
+	}
+	for _, j := range cfg.Jobs {
+		if j.Every <= 0 || j.Run == nil {
+			return fmt.Errorf("job %q: needs a positive interval and a func", j.Name)
+		}
+	}
+	return nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Run serves until ctx is cancelled; the caller maps SIGTERM and SIGINT onto ctx (signal.NotifyContext). Run
+// handles SIGHUP itself: it reloads the certificate, keeping the old one if the new one fails to load.
+//
+// In order it loads the certificate (an error is returned as is), starts serving on every listener, sends
+// READY=1 with STATUS=, then pings the watchdog while Health passes and runs the jobs. Once ctx is done it sends
+// STOPPING=1, cancels the jobs, shuts the servers down gracefully within ShutdownTimeout and closes what is left
+// past it. Run returns nil on such a stop, and returns only after every job and server goroutine has ended, so
+// the caller may close the store afterwards. If a listener fails while serving, Run stops the same way and
+// returns that error. Run always closes cfg.Listeners.
+func Run(ctx context.Context, cfg Config) (err error) {
+	// Catch SIGHUP first: its default action would kill the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	if err := cfg.validate(); err != nil {
+		cfg.Listeners.Close()
+		return fmt.Errorf("server: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	loadFn := cfg.LoadCertificate
+	if loadFn == nil {
+		loadFn = loadCertificate
+	}
+	cert, err := load(loadFn, cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		cfg.Listeners.Close()
+		return err
+	}
+	logCertificate(log, "certificate loaded", cert)
+	var current atomic.Pointer[tls.Certificate]
+	current.Store(cert)
+
+	var unhealthy atomic.Pointer[string] // the failing health check's error, nil while healthy
+	status := func() string {
+		s := defaultStatus
+		if cfg.Status != nil {
+			s = cfg.Status()
+		}
+		if u := unhealthy.Load(); u != nil {
+			s = "unhealthy (" + *u + "); " + s
+		}
+		return s
+	}
+	notify := func(state string) {
+		if err := Notify(state); err != nil {
+			log.Warn("sd_notify failed", "err", err)
+		}
+	}
+
+	type served struct {
+		name string
+		srv  *http.Server
+		l    net.Listener
+	}
+	servers := []served{{nameHTTPS, newHTTPServer(&cfg, cfg.Handler, log), cfg.Listeners.HTTPS}}
+	servers[0].srv.TLSConfig = newTLSConfig(&current)
+	if cfg.Listeners.HTTP != nil {
+		servers = append(servers, served{nameHTTP, newHTTPServer(&cfg, cfg.HTTPHandler, log), cfg.Listeners.HTTP})
+	} else {
+		log.Info("no http listener, Windows guests cannot release their lease on shutdown")
+	}
+	serveErr := make(chan error, len(servers))
+	for _, s := range servers {
+		log.Info("serving", "listener", s.name, "addr", s.l.Addr().String())
+		go func() {
+			var err error
+			if s.srv.TLSConfig != nil {
+				err = s.srv.ServeTLS(s.l, "", "")
+			} else {
+				err = s.srv.Serve(s.l)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			} else if err != nil {
+				err = fmt.Errorf("serve %s: %w", s.name, err)
+			}
+			serveErr <- err
+		}()
+	}
+
+	notify(daemon.SdNotifyReady + "\nSTATUS=" + status())
+
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if d, err := daemon.SdWatchdogEnabled(false); err != nil {
+		log.Warn("watchdog disabled", "err", err)
+	} else if d > 0 {
+		wg.Go(func() {
+			watchdog(bg, d, cfg.Health, log, func(err error) {
+				if err == nil {
+					unhealthy.Store(nil)
+				} else {
+					msg := err.Error()
+					unhealthy.Store(&msg)
+				}
+				notify("STATUS=" + status())
+			}, notify)
+		})
+	}
+	for _, j := range cfg.Jobs {
+		wg.Go(func() { runJob(bg, j, log) })
+	}
+	var statusTick <-chan time.Time
+	if cfg.Status != nil {
+		t := time.NewTicker(orDefault(cfg.StatusInterval, DefaultStatusInterval))
+		defer t.Stop()
+		statusTick = t.C
+	}
+
+	pending := len(servers)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-serveErr:
+			pending--
+			if err == nil { // closed by someone else: treat as a failure too
+				err = errors.New("server: a listener stopped serving")
+			}
+			log.Error("serving failed", "err", err)
+			break loop
+		case <-hup:
+			notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
+			if c, lerr := load(loadFn, cfg.CertFile, cfg.KeyFile); lerr != nil {
+				log.Error("certificate reload failed, keeping the old one", "err", lerr)
+			} else {
+				current.Store(c)
+				logCertificate(log, "certificate reloaded", c)
+			}
+			notify(daemon.SdNotifyReady + "\nSTATUS=" + status())
+		case <-statusTick:
+			notify("STATUS=" + status())
+		}
+	}
+
+	notify(daemon.SdNotifyStopping + "\nSTATUS=stopping")
+	log.Info("stopping")
+	stopBG()
+	timeout := orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	var swg sync.WaitGroup
+	for _, s := range servers {
+		swg.Go(func() {
+			if serr := s.srv.Shutdown(sctx); serr != nil {
+				log.Warn("graceful shutdown incomplete, closing connections", "listener", s.name,
+					"timeout", timeout, "err", serr)
+				s.srv.Close()
+			}
+		})
+	}
+	swg.Wait()
+	for ; pending > 0; pending-- {
+		if serr := <-serveErr; serr != nil && err == nil {
+			err = serr
+		}
+	}
+	wg.Wait()
+	cfg.Listeners.Close() // Serve closed them already; this covers a multiListener's members too
+	log.Info("stopped")
+	return err
+}
+
+func newHTTPServer(cfg *Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: orDefault(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       orDefault(cfg.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:      orDefault(cfg.WriteTimeout, DefaultWriteTimeout),
+		IdleTimeout:       orDefault(cfg.IdleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes:    orDefault(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+func logCertificate(log *slog.Logger, msg string, c *tls.Certificate) {
+	if c.Leaf == nil {
+		log.Info(msg)
+		return
+	}
+	log.Info(msg, "subject", c.Leaf.Subject.String(), "serial", c.Leaf.SerialNumber.String(),
+		"not_after", c.Leaf.NotAfter.UTC())
+}
+
+// watchdog sends WATCHDOG=1 every d/2 while health passes within d/4. A check that outlives its deadline counts
+// as failed, and no second check starts while it still runs. changed is called when the health state flips.
+func watchdog(ctx context.Context, d time.Duration, health func(context.Context) error, log *slog.Logger,
+	changed func(error), notify func(string)) {
+	if health == nil {
+		health = func(context.Context) error { return nil }
+	}
+	t := time.NewTicker(d / 2)
+	defer t.Stop()
+	healthy := true
+	var running chan error // a check still running past its deadline
+	for {
+		var err error
+		if running != nil {
+			select {
+			case <-running:
+				running = nil
+			default:
+				err = errors.New("previous health check still running")
+			}
+		}
+		if running == nil {
+			running = make(chan error, 1)
+			hctx, cancel := context.WithTimeout(ctx, d/4)
+			go func(res chan<- error) { res <- health(hctx) }(running)
+			select {
+			case err = <-running:
+				running = nil
+			case <-hctx.Done():
+				err = fmt.Errorf("health check: %w", hctx.Err())
+			}
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil:
+			notify(daemon.SdNotifyWatchdog)
+			if !healthy {
+				log.Info("health check passes again")
+				healthy = true
+				changed(nil)
+			}
+		case healthy:
+			log.Error("health check failed, withholding watchdog pings", "err", err)
+			healthy = false
+			changed(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runJob runs j every j.Every until ctx is done.
+func runJob(ctx context.Context, j Job, log *slog.Logger) {
+	t := time.NewTicker(j.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		if err := runOnce(ctx, j); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("job failed", "job", j.Name, "err", err, "took", time.Since(start))
+			continue
+		}
+		log.Debug("job done", "job", j.Name, "took", time.Since(start))
+	}
+}
+
+func runOnce(ctx context.Context, j Job) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return j.Run(ctx)
+}
