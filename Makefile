@@ -72,13 +72,14 @@ deb:
 	  echo "installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	dpkg-buildpackage -us -uc -d
 	mkdir -p dist
 	rm -f dist/fastapi-dls_* dist/fastapi-dls-dbgsym_*
-	v=$$(dpkg-parsechangelog -SVersion); \
+	v=$$(dpkg-parsechangelog -SVersion); rc=0; \
+	dpkg-buildpackage -us -uc -d || rc=$$?; \
 	for f in ../fastapi-dls_$$v[._]* ../fastapi-dls-dbgsym_$${v}_*; do \
 	  if [ -e "$$f" ]; then mv "$$f" dist/; fi; \
-	done
+	done; \
+	exit $$rc
 	@ls -1 dist
 
 lintian:
