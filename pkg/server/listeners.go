@@ -25,7 +25,7 @@ type Listeners struct {
 	HTTPS, HTTP net.Listener
 }
 
-// Close closes the listeners that are set and returns the first error.
+// Close closes the listeners that are set and returns their errors joined.
 func (ls Listeners) Close() error {
 	var errs []error
 	for _, l := range []net.Listener{ls.HTTPS, ls.HTTP} {
