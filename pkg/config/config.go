@@ -107,9 +107,15 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	for _, s := range Settings {
 		known[s.Name] = true
 	}
-	// lookup: process env > file > alias > default ("" + false when unset).
+	copies := systemdCopies(path)
+	// lookup: process env > file > alias > default ("" + false when unset);
+	// a process value that is only systemd's copy of the file's line yields
+	// to the file's own reading (see systemdCopies).
 	lookup := func(name string) (string, bool) {
 		if v, ok := lookupEnv(name); ok {
+			if fv, inFile := file[name]; inFile && copies[name] == v {
+				return strings.TrimSpace(fv), true
+			}
 			return strings.TrimSpace(v), true
 		}
 		if v, ok := file[name]; ok {

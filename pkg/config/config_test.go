@@ -223,3 +223,40 @@ func TestPublicHasNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdEnvironmentFileCopy: under the packaged unit systemd has already
+// copied the env file into the process environment, reading it its own way.
+// Those copies must not override the file's (godotenv's) reading, while a
+// real override still wins.
+func TestSystemdEnvironmentFileCopy(t *testing.T) {
+	p := writeEnv(t, "DLS_URL=\"dls.example\"\nDLS_PORT=8443 # the https port\nCORS_ORIGINS=\"https://$DLS_URL:$DLS_PORT\"\nLEASE_EXPIRE_DAYS='30'\n")
+	systemdCopy := map[string]string{ // what systemd 252's EnvironmentFile= sets
+		"DLS_URL":           "dls.example",
+		"DLS_PORT":          "8443 # the https port",
+		"CORS_ORIGINS":      "https://$DLS_URL:$DLS_PORT",
+		"LEASE_EXPIRE_DAYS": "30",
+	}
+	c, err := Load(p, env(systemdCopy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 8443 || c.CORSOrigins[0] != "https://dls.example:8443" || c.LeaseExpire != 30*24*time.Hour {
+		t.Errorf("got port %d, CORS %v, lease %v", c.Port, c.CORSOrigins, c.LeaseExpire)
+	}
+	systemdCopy["DLS_PORT"] = "9443" // an admin's real override
+	c, err = Load(p, env(systemdCopy))
+	if err != nil || c.Port != 9443 {
+		t.Errorf("a real override lost: %v, %v", c, err)
+	}
+}
+
+func TestSystemdValue(t *testing.T) {
+	for in, want := range map[string]string{
+		`plain`: "plain", `"quoted \"x\" \$HOME"`: `quoted "x" $HOME`, `'single $X'`: "single $X",
+		`a\ b`: "a b", `443 # c`: "443 # c", `"a\nb"`: `a\nb`,
+	} {
+		if got := systemdValue(in); got != want {
+			t.Errorf("systemdValue(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
