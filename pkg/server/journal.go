@@ -16,7 +16,7 @@ import (
 
 // NewLogHandler returns the daemon's slog handler. When the process's stderr is connected to journald (systemd
 // sets JOURNAL_STREAM), records go to journald's native protocol: PRIORITY from the level, each attribute as an
-// upper-case field (origin_ref → ORIGIN_REF, group g's a → G_A), the message alone in EVENT, the source in
+// upper-case field (origin_ref → ORIGIN_REF, group g's a → G_A), the message alone in MSG (EVENT is left to the attribute of that name), the source in
 // CODE_FILE/CODE_LINE/CODE_FUNC, and a MESSAGE of the message followed by key=value attributes, so that plain
 // journalctl output stays readable. A record journald refuses is written to stderr instead. Otherwise it is
 // [slog.NewTextHandler] on stderr. Records below level are dropped; a nil level means [slog.LevelInfo].
@@ -91,7 +91,7 @@ func (h *journalHandler) Handle(ctx context.Context, r slog.Record) error {
 // journalEntry returns the readable MESSAGE and the other fields of one record.
 func journalEntry(msg string, fields []field) (string, map[string]string) {
 	vars := make(map[string]string, len(fields)+4)
-	vars["EVENT"] = msg
+	vars["MSG"] = msg
 	var b strings.Builder
 	b.WriteString(msg)
 	for _, f := range fields {
@@ -135,7 +135,7 @@ func appendFields(dst []field, prefix string, as []slog.Attr) []field {
 
 // reservedFields are set by the handler itself; attributes mapping to them get an ATTR_ prefix.
 var reservedFields = map[string]bool{
-	"MESSAGE": true, "PRIORITY": true, "EVENT": true, "CODE_FILE": true, "CODE_LINE": true, "CODE_FUNC": true,
+	"MESSAGE": true, "PRIORITY": true, "MSG": true, "CODE_FILE": true, "CODE_LINE": true, "CODE_FUNC": true,
 }
 
 // journalField maps a dotted slog key to a valid journald field name: upper-case ASCII letters, digits and

@@ -86,7 +86,8 @@ func TestJournalField(t *testing.T) {
 		{"2fa", "ATTR_2FA"},
 		{"message", "ATTR_MESSAGE"},
 		{"priority", "ATTR_PRIORITY"},
-		{"event", "ATTR_EVENT"},
+		{"event", "EVENT"},
+		{"msg", "ATTR_MSG"},
 		{"code_line", "ATTR_CODE_LINE"},
 		{"grüße", "GR__E"},
 		{strings.Repeat("a", 70), strings.Repeat("A", 64)},
@@ -120,17 +121,17 @@ func TestJournalHandler(t *testing.T) {
 		{"attrs", nil, func(l *slog.Logger) {
 			l.Info("lease renewed", "origin_ref", "o-1", "lease_ref", "l 2", "took", 3*time.Millisecond)
 		}, []sent{{`lease renewed origin_ref=o-1 lease_ref="l 2" took=3ms`, journal.PriInfo, map[string]string{
-			"EVENT": "lease renewed", "ORIGIN_REF": "o-1", "LEASE_REF": "l 2", "TOOK": "3ms"}}}, false, ""},
+			"MSG": "lease renewed", "ORIGIN_REF": "o-1", "LEASE_REF": "l 2", "TOOK": "3ms"}}}, false, ""},
 		{"levels", slog.LevelDebug, func(l *slog.Logger) {
 			l.Debug("d")
 			l.Warn("w")
 			l.Error("e", "err", errors.New("disk full"))
 			l.Log(context.Background(), slog.LevelError+4, "worse")
 		}, []sent{
-			{"d", journal.PriDebug, map[string]string{"EVENT": "d"}},
-			{"w", journal.PriWarning, map[string]string{"EVENT": "w"}},
-			{`e err="disk full"`, journal.PriErr, map[string]string{"EVENT": "e", "ERR": "disk full"}},
-			{"worse", journal.PriErr, map[string]string{"EVENT": "worse"}},
+			{"d", journal.PriDebug, map[string]string{"MSG": "d"}},
+			{"w", journal.PriWarning, map[string]string{"MSG": "w"}},
+			{`e err="disk full"`, journal.PriErr, map[string]string{"MSG": "e", "ERR": "disk full"}},
+			{"worse", journal.PriErr, map[string]string{"MSG": "worse"}},
 		}, false, ""},
 		{"below level", slog.LevelWarn, func(l *slog.Logger) { l.Info("hidden") }, nil, false, ""},
 		{"groups", nil, func(l *slog.Logger) {
@@ -139,14 +140,14 @@ func TestJournalHandler(t *testing.T) {
 			l.WithGroup("g").Info("m2", slog.Group("h", "k", "v"), slog.Time("t", time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)))
 		}, []sent{
 			{"m a=1 req.id=r1 req.empty.inlined=true", journal.PriInfo, map[string]string{
-				"EVENT": "m", "A": "1", "REQ_ID": "r1", "REQ_EMPTY_INLINED": "true"}},
+				"MSG": "m", "A": "1", "REQ_ID": "r1", "REQ_EMPTY_INLINED": "true"}},
 			{"m2 g.h.k=v g.t=2024-01-02T03:04:05Z", journal.PriInfo, map[string]string{
-				"EVENT": "m2", "G_H_K": "v", "G_T": "2024-01-02T03:04:05Z"}},
+				"MSG": "m2", "G_H_K": "v", "G_T": "2024-01-02T03:04:05Z"}},
 		}, false, ""},
 		{"reserved and odd", nil, func(l *slog.Logger) {
 			l.Info("m", "message", "x=y", "multi", "a\nb", "empty", "")
 		}, []sent{{`m message="x=y" multi="a\nb" empty=""`, journal.PriInfo, map[string]string{
-			"EVENT": "m", "ATTR_MESSAGE": "x=y", "MULTI": "a\nb", "EMPTY": ""}}}, false, ""},
+			"MSG": "m", "ATTR_MESSAGE": "x=y", "MULTI": "a\nb", "EMPTY": ""}}}, false, ""},
 		{"send fails", nil, func(l *slog.Logger) { l.With("origin_ref", "o-1").Info("m", "k", "v") },
 			nil, true, "level=INFO msg=m origin_ref=o-1 k=v\n"},
 	}
