@@ -50,4 +50,3 @@ func TestWatchdogFollowsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
