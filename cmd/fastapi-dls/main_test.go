@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/guest"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
 // These tests run the real binary, built once in TestMain, as an admin would:
@@ -508,6 +509,21 @@ func TestSocketActivated(t *testing.T) {
 	}
 	if !strings.Contains(d.logs.String(), "socket_activated=true") {
 		t.Errorf("the daemon did not report socket activation:\n%s", d.logs)
+	}
+	// "stopped" is logged only after the database closed without error, and
+	// the file opens again at once (bbolt's lock is free, the file is sound).
+	if !strings.Contains(d.logs.String(), "msg=stopped") {
+		t.Errorf("no clean stop logged:\n%s", d.logs)
+	}
+	db, err := store.Open(env["DLS_DB"])
+	if err != nil {
+		t.Fatalf("reopen after stop: %v", err)
+	}
+	defer db.Close()
+	if leases, err := db.Leases(""); err != nil {
+		t.Fatalf("read after stop: %v", err)
+	} else if len(leases) != 0 {
+		t.Errorf("the journey returned all its leases, yet %d are stored", len(leases))
 	}
 }
 
