@@ -140,6 +140,7 @@ finish() {
 	if [ -z "$local_mode" ] && "$BOX" status "$box" >/dev/null 2>&1; then
 		bx journalctl -b --no-pager -o short-precise >"$logdir/journal.txt" 2>&1 || true
 		"$BOX" stop "$box" >"$logdir/box-stop.log" 2>&1 || echo "warning: box stop failed, see $logdir/box-stop.log" >&2
+		mv -f "${BOX_ROOT:-/var/tmp/fastapi-dls-box}/$box.console.log" "$logdir/console.log" 2>/dev/null || true
 	fi
 	if [ $rc -ne 0 ]; then fail "harness" "exit status $rc"; fi
 	echo "$passed passed, $failed failed"
