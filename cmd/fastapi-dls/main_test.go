@@ -540,4 +540,3 @@ func waitForListen(t *testing.T, addr string) {
 	}
 	t.Fatalf("nothing listens on %s", addr)
 }
-
