@@ -12,7 +12,7 @@ RUN_STATE ?= $(CURDIR)/state
 RUN_PORT  ?= 8443
 RUN_HTTP  ?= 127.0.0.1:8080
 
-.PHONY: all build readme run test deps unit fmt-check vet lint golden e2e units-check deb lintian deb-test bench fuzz soak clean
+.PHONY: all build readme run test system-test root-check deps unit fmt-check vet lint golden e2e units-check deb lintian deb-test bench fuzz soak clean
 
 all: build
 
@@ -27,8 +27,22 @@ run: build
 	DLS_TLS_CERT=$(RUN_STATE)/webserver.crt DLS_TLS_KEY=$(RUN_STATE)/webserver.key \
 	./$(BIN) serve
 
-# test is what .ci/run calls: tools, style, unit + integration tests.
-test: deps fmt-check vet unit
+# test is the README's test command and what .ci/run calls: the Go tests
+# (-race), then the system tests: the daemon under a real systemd in an
+# nspawn box (e2e), the Debian package built, linted and installed, upgraded
+# and purged in boxes (deb, lintian, deb-test). The system tests need root;
+# `make unit` runs the Go tests alone without it.
+test: deps fmt-check vet lint unit system-test
+
+system-test: root-check units-check e2e
+	DEB_BUILD_OPTIONS=nocheck $(MAKE) deb
+	$(MAKE) lintian deb-test
+
+root-check:
+	@if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "the system tests boot Debian boxes with systemd-nspawn and need root:"; \
+	  echo "  sudo make test    (or: make unit, for the Go tests alone)"; exit 1; \
+	fi
 
 deps:
 	./.ci/deps
@@ -44,7 +58,7 @@ vet:
 	$(GO) vet ./...
 
 lint:
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 golden:
 	$(GO) test ./pkg/httpapi -run Golden -update
@@ -100,7 +114,7 @@ units-check:
 	fi
 
 # The daemon under a real systemd in a Debian box (.ci/box, systemd-nspawn),
-# driven by bin/dls-guest. Needs root; not part of `test`.
+# driven by bin/dls-guest. Needs root.
 e2e:
 	./.ci/e2e-systemd
 
