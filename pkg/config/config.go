@@ -241,7 +241,7 @@ func (p *parser) uuid(key, def string) string {
 	if !uuidRE.MatchString(v) {
 		p.fail(key, v, errNotUUID)
 	}
-	return strings.ToLower(v)
+	return v // verbatim: it is in every token and in the SI certificate
 }
 
 func (p *parser) boolean(key string, def bool) bool {

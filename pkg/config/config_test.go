@@ -260,3 +260,15 @@ func TestSystemdValue(t *testing.T) {
 		}
 	}
 }
+
+// TestRefsVerbatim: refs go into every token and the SI certificate as
+// written; an uppercase UUID (macOS uuidgen) must not change case.
+func TestRefsVerbatim(t *testing.T) {
+	c, err := Load(writeEnv(t, "INSTANCE_REF=ABCDEF01-2345-6789-ABCD-EF0123456789\nSITE_KEY_XID=ABCDEF01-2345-6789-ABCD-EF0123456789\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.InstanceRef != "ABCDEF01-2345-6789-ABCD-EF0123456789" || c.SiteKeyXID != c.InstanceRef {
+		t.Errorf("refs changed: %q %q", c.InstanceRef, c.SiteKeyXID)
+	}
+}

@@ -46,18 +46,29 @@ var ErrInvalidAuthCode = errors.New("invalid auth code")
 // ErrChallengeMismatch is the PKCE failure of POST /auth/v1/token.
 var ErrChallengeMismatch = errors.New("expected challenge did not match verifier")
 
-// sign makes a compact RS256 JWS. Header keys are sorted (alg, kid, typ) by
-// golang-jwt's map encoding, as the protocol wants them.
-func (id *Identity) sign(claims jwt.MapClaims, kid bool) (string, error) {
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+// sign makes a compact RS256 JWS. Header and payload are encoded by
+// [Marshal] (compact, keys sorted, non-ASCII as \uXXXX, no HTML escaping)
+// like every other JSON we send; golang-jwt signs. Header keys come out
+// sorted: alg, kid, typ.
+func (id *Identity) sign(claims map[string]any, kid bool) (string, error) {
+	header := map[string]any{"alg": jwt.SigningMethodRS256.Alg(), "typ": "JWT"}
 	if kid {
-		t.Header["kid"] = id.SiteKeyXID
+		header["kid"] = id.SiteKeyXID
 	}
-	s, err := t.SignedString(id.Key)
+	h, err := Marshal(header)
+	if err != nil {
+		return "", fmt.Errorf("encode token header: %w", err)
+	}
+	p, err := Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("encode token claims: %w", err)
+	}
+	signing := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
+	sig, err := jwt.SigningMethodRS256.Sign(signing, id.Key)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	return s, nil
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
 // PublicKeyPEM is the SI public key as SubjectPublicKeyInfo PEM, trimmed.
@@ -92,7 +103,7 @@ func (id *Identity) ClientToken(now time.Time, jti string) (string, error) {
 		scopes[i] = ref
 	}
 	url := id.URL
-	return id.sign(jwt.MapClaims{
+	return id.sign(map[string]any{
 		"jti":                        jti,
 		"iss":                        instanceIssuer,
 		"aud":                        instanceAudience,
@@ -130,7 +141,7 @@ func ClientTokenFilename(now time.Time) string {
 // the PKCE challenge to the origin.
 func (id *Identity) AuthCode(now time.Time, challenge, originRef string) (string, error) {
 	now = now.UTC()
-	return id.sign(jwt.MapClaims{
+	return id.sign(map[string]any{
 		"iat":        now.Unix(),
 		"exp":        now.Add(authCodeLifetime).Unix(),
 		"challenge":  challenge,
@@ -143,7 +154,7 @@ func (id *Identity) AuthCode(now time.Time, challenge, originRef string) (string
 // AuthToken is the bearer token of POST /auth/v1/token for originRef.
 func (id *Identity) AuthToken(now, expires time.Time, originRef string) (string, error) {
 	now = now.UTC()
-	return id.sign(jwt.MapClaims{
+	return id.sign(map[string]any{
 		"iat":        now.Unix(),
 		"nbf":        now.Unix(),
 		"iss":        clsIssuer,
@@ -158,7 +169,7 @@ func (id *Identity) AuthToken(now, expires time.Time, originRef string) (string,
 // ConfigToken is the configToken of POST /leasing/v1/config-token.
 func (id *Identity) ConfigToken(now time.Time, serviceInstanceRef string) (string, error) {
 	now = now.UTC()
-	return id.sign(jwt.MapClaims{
+	return id.sign(map[string]any{
 		"iss":                  instanceIssuer,
 		"aud":                  instanceAudience,
 		"iat":                  now.Unix(),
@@ -227,20 +238,26 @@ func (id *Identity) ParseAuthCode(code string, now time.Time) (AuthCodeClaims, e
 	return AuthCodeClaims{Challenge: challenge, OriginRef: origin}, nil
 }
 
-// ParseAuthToken verifies a bearer auth token and returns the caller's
-// origin. Auth codes, client and config tokens and tokens without exp are
-// refused. Errors match [ErrInvalidToken]; their text is safe to send.
+// ParseAuthToken verifies a bearer auth token (RS256 with the SI key, exp
+// required and checked, aud not) and returns the caller's origin. Auth codes,
+// client and config tokens and tokens without exp are refused. Errors match [ErrInvalidToken]; their text is safe to send.
 func (id *Identity) ParseAuthToken(token string, now time.Time) (originRef string, err error) {
-	claims, err := id.parse(token, now, jwt.WithIssuer(clsIssuer))
+	claims, err := id.parse(token, now)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s", ErrInvalidToken, jwtReason(err))
 	}
+	// What makes an auth token: an origin, no PKCE challenge (an auth code
+	// has one), and, when it names an issuer, ours (a client or config token
+	// names "NLS Service Instance" and has no origin anyway).
 	origin, ok := claims["origin_ref"].(string)
 	if !ok || origin == "" {
-		return "", fmt.Errorf("%w: no origin_ref", ErrInvalidToken)
+		return "", fmt.Errorf("%w: not an auth token (no origin_ref)", ErrInvalidToken)
 	}
 	if _, isCode := claims["challenge"]; isCode {
 		return "", fmt.Errorf("%w: an auth code is not a bearer token", ErrInvalidToken)
+	}
+	if iss, present := claims["iss"]; present && iss != clsIssuer {
+		return "", fmt.Errorf("%w: not an auth token (issuer)", ErrInvalidToken)
 	}
 	return origin, nil
 }
@@ -260,8 +277,6 @@ func jwtReason(err error) string {
 		return "expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		return "not valid yet"
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return "not an auth token"
 	}
 	return "invalid"
 }

@@ -295,11 +295,12 @@ func TestTokens(t *testing.T) {
 	foreign, _ := other.AuthToken(now, now.Add(time.Hour), "origin-1")
 	hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "https://cls.nvidia.org", "origin_ref": "o", "exp": now.Add(time.Hour).Unix()}).SignedString([]byte("k"))
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"iss": "https://cls.nvidia.org", "origin_ref": "o", "exp": now.Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	noExp, _ := id.sign(jwt.MapClaims{"iss": "https://cls.nvidia.org", "origin_ref": "o"}, true)
+	noExp, _ := id.sign(map[string]any{"iss": "https://cls.nvidia.org", "origin_ref": "o"}, true)
+	otherIssuer, _ := id.sign(map[string]any{"iss": "someone else", "origin_ref": "o", "exp": now.Add(time.Hour).Unix()}, true)
 	for name, bad := range map[string]string{
 		"auth code": code, "client token": ct, "config token": cfg, "foreign key": foreign,
 		"HS256": hs, "alg none": none, "no exp": noExp, "garbage": "abc", "empty": "",
-		"expired": tok,
+		"expired": tok, "other issuer": otherIssuer,
 	} {
 		at := now.Add(time.Hour)
 		if name == "expired" {
@@ -308,6 +309,37 @@ func TestTokens(t *testing.T) {
 		if _, err := id.ParseAuthToken(bad, at); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%s accepted as bearer: %v", name, err)
 		}
+	}
+}
+
+// TestAuthTokenWithoutIssuer: PROTOCOL.md asks for RS256 with our key and a
+// checked exp, nothing about iss; such a token is a bearer.
+func TestAuthTokenWithoutIssuer(t *testing.T) {
+	id := testIdentity(t)
+	tok, err := id.sign(map[string]any{"origin_ref": "o-1", "exp": fixed.Add(time.Hour).Unix()}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if origin, err := id.ParseAuthToken(tok, fixed); err != nil || origin != "o-1" {
+		t.Errorf("got %q, %v", origin, err)
+	}
+}
+
+// TestTokenPayloadEscaping: JWT payloads follow the same JSON rules as the
+// bodies: non-ASCII as \uXXXX, no HTML escaping.
+func TestTokenPayloadEscaping(t *testing.T) {
+	id := testIdentity(t)
+	tok, err := id.ConfigToken(fixed, "ä<>&")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if !strings.Contains(string(payload), `"service_instance_ref":"\u00e4<>&"`) {
+		t.Errorf("payload %s", payload)
+	}
+	// golang-jwt still verifies what we signed.
+	if _, err := jwt.Parse(tok, func(*jwt.Token) (any, error) { return &id.Key.PublicKey, nil }); err != nil {
+		t.Error(err)
 	}
 }
 
