@@ -122,6 +122,12 @@ func TestAdminGuard(t *testing.T) {
 			t.Errorf("remote %s: %d, want 200 (open like FastAPI-DLS)", open, got)
 		}
 	}
+	for _, h := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"} { // a proxy on this host relays a remote caller
+		r := newRequest("DELETE", "/-/lease/"+ref, "", "", map[string]string{h: "192.0.2.7"})
+		if got := serve(f, r).Code; got != http.StatusUnauthorized {
+			t.Errorf("proxied loopback request with %s: %d, want 401", h, got)
+		}
+	}
 	if got := f.call(t, "DELETE", "/-/lease/"+ref, "", "").Code; got != 201 {
 		t.Errorf("loopback delete: %d, want 201", got)
 	}

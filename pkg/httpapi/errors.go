@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
@@ -71,13 +72,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		slog.Int("status", code), slog.String("remote_addr", r.RemoteAddr),
 		slog.String("err", err.Error()))
 	body, _ := protocol.Marshal(protocol.Error{Status: code, Title: title, Detail: detail})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
 	if code == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", "Bearer")
+		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
-	w.WriteHeader(code)
-	w.Write(body)
+	write(w, code, "application/json", body)
 }
 
 // reply writes v as compact ASCII JSON. An error is returned before
@@ -87,11 +85,15 @@ func (a *API) reply(w http.ResponseWriter, _ *http.Request, code int, v any) err
 	if err != nil {
 		return fmt.Errorf("encode response: %w", err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(body) // a write error is the client's leaving; nothing to answer
+	write(w, code, "application/json", body)
 	return nil
 }
+
+// signatureHeader is X-NLS-Signature spelt as FastAPI-DLS puts it on the
+// wire: Starlette lowercases every header name, so lowercase is what real
+// guests have always read. (Go would send the canonical X-Nls-Signature;
+// assigning the map entry directly keeps our spelling.)
+const signatureHeader = "x-nls-signature"
 
 // replySigned writes v as a signed protocol response: body plus newline, with
 // X-NLS-Signature over exactly those bytes.
@@ -101,10 +103,18 @@ func (a *API) replySigned(w http.ResponseWriter, _ *http.Request, v any) error {
 		return err
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set(protocol.SignatureHeader, sig)
+	h[signatureHeader] = []string{sig}
 	h.Set("Access-Control-Expose-Headers", protocol.SignatureHeader)
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	write(w, http.StatusOK, "application/json", body)
 	return nil
+}
+
+// write sends a whole answer with its Content-Length (as uvicorn does; Go
+// would switch to chunked encoding past a few KiB).
+func write(w http.ResponseWriter, code int, contentType string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	w.Write(body) // a write error is the client's leaving; nothing to answer
 }

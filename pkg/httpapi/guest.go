@@ -23,12 +23,10 @@ func (a *API) clientToken(w http.ResponseWriter, r *http.Request, _ httprouter.P
 	if err != nil {
 		return err
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Disposition", "attachment; filename="+protocol.ClientTokenFilename(now))
+	w.Header().Set("Content-Disposition", "attachment; filename="+protocol.ClientTokenFilename(now))
 	a.log.Info("client token issued", slog.String("event", "client-token"), slog.String("remote_addr", r.RemoteAddr))
-	_, err = w.Write([]byte(tok))
-	return err
+	write(w, http.StatusOK, "text/plain; charset=utf-8", []byte(tok))
+	return nil
 }
 
 // saveOrigin stores what the guest says about itself. A field the guest
