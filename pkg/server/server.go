@@ -275,7 +275,13 @@ loop:
 }
 
 func newHTTPServer(cfg *Config, h http.Handler, log *slog.Logger) *http.Server {
+	// HTTP/1.1 only: uvicorn, which every guest in the field has talked to,
+	// never offered h2, so a guest whose TLS stack offers it would otherwise
+	// take a path nobody has tested.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
 	return &http.Server{
+		Protocols:         &protocols,
 		Handler:           h,
 		ReadHeaderTimeout: orDefault(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       orDefault(cfg.ReadTimeout, DefaultReadTimeout),

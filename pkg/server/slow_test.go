@@ -88,3 +88,32 @@ func waitServing(t *testing.T, addr string) {
 	}
 	t.Fatal("not serving")
 }
+
+// TestHTTP1Only: a client offering h2 gets HTTP/1.1, as from uvicorn.
+func TestHTTP1Only(t *testing.T) {
+	noWatchdog(t)
+	t.Setenv("NOTIFY_SOCKET", "")
+	certFile, keyFile := writeCert(t, t.TempDir(), 1)
+	log, _ := testLogger(t)
+	ls := localListeners(t, false)
+	addr := ls.HTTPS.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Listeners: ls, CertFile: certFile, KeyFile: keyFile, Logger: log,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitServing(t, addr)
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if got := conn.ConnectionState().NegotiatedProtocol; got == "h2" {
+		t.Errorf("ALPN negotiated %q, want HTTP/1.1", got)
+	}
+}
