@@ -336,6 +336,24 @@ func TestStartRefusals(t *testing.T) {
 	}
 }
 
+// TestBusyPort80: when the plain-HTTP port is taken (by the nginx FastAPI-DLS
+// users run for the Windows shutdown call), licensing goes on over HTTPS.
+func TestBusyPort80(t *testing.T) {
+	env := daemonEnv(t, t.TempDir())
+	withKeys(t, env)
+	blocker, err := net.Listen("tcp", env["DLS_HTTP_LISTEN"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	d := start(t, command(env, "serve"))
+	waitHealthy(t, d, "https://"+env["DLS_LISTEN"])
+	if !strings.Contains(d.logs.String(), "plain-HTTP listener unavailable") {
+		t.Errorf("the busy port was not logged:\n%s", d.logs)
+	}
+	d.stop(t)
+}
+
 // TestClientTokenVerb: `fastapi-dls client-token > file.tok` prints a token a
 // guest accepts, signed by the key the daemon serves with.
 func TestClientTokenVerb(t *testing.T) {

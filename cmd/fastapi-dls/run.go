@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -165,12 +167,31 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		return err
 	}
 	if !activated {
-		if ls, err = server.Listen(cfg.Listen, cfg.HTTPListen); err != nil {
+		if ls, err = server.Listen(cfg.Listen, ""); err != nil {
 			return err
 		}
+		// Port 80 only carries Windows guests' shutdown releases: when it is
+		// taken (often by the nginx FastAPI-DLS users put there for it),
+		// licensing goes on without it.
+		if cfg.HTTPListen != "" {
+			if l, err := net.Listen("tcp", cfg.HTTPListen); err != nil {
+				log.Warn("plain-HTTP listener unavailable, serving HTTPS alone", slog.String("addr", cfg.HTTPListen), slog.String("err", err.Error()))
+			} else {
+				ls.HTTP = l
+			}
+		}
 	}
-	log.Info("listening", slog.Bool("socket_activated", activated), slog.String("https", ls.HTTPS.Addr().String()))
+	httpsAddr := ls.HTTPS.Addr().String()
+	log.Info("listening", slog.Bool("socket_activated", activated), slog.String("https", httpsAddr))
+	if _, port, _ := net.SplitHostPort(httpsAddr); port != strconv.Itoa(cfg.Port) {
+		log.Warn("guests are told DLS_PORT, but HTTPS listens on another port; fine behind NAT or a proxy, else change the socket (see the README)",
+			slog.Int("dls_port", cfg.Port), slog.String("https", httpsAddr))
+	}
 
+	var jobs []server.Job
+	if cfg.LeaseGrace > 0 {
+		jobs = append(jobs, server.Job{Name: "sweep-expired-leases", Every: sweepEvery, Run: api.Sweep})
+	}
 	err = server.Run(ctx, server.Config{
 		Listeners:       ls,
 		Handler:         api,
@@ -179,7 +200,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		KeyFile:         cfg.TLSKey,
 		LoadCertificate: pki.LoadWebserverCert,
 		Health:          db.Check,
-		Jobs:            []server.Job{{Name: "sweep-expired-leases", Every: sweepEvery, Run: api.Sweep}},
+		Jobs:            jobs,
 		Status:          api.Status,
 		Logger:          log,
 	})

@@ -73,7 +73,7 @@ var (
 	errNegative  = errors.New("must not be negative")
 	errPort      = errors.New("not a port number (1-65535)")
 	errFraction  = errors.New("must be a number between 0 and 1, both exclusive")
-	errDuration  = errors.New("not a positive duration such as 24h or 90m")
+	errDuration  = errors.New("not a duration such as 24h or 90m")
 	errAddr      = errors.New("not a listen address such as :443 or 127.0.0.1:8443")
 	errZeroTotal = errors.New("days and hours add up to zero")
 	errEmpty     = errors.New("must not be empty")
@@ -173,7 +173,7 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	c.TokenExpire = p.daysHours("TOKEN_EXPIRE", 1, 0)
 	c.LeaseExpire = p.daysHours("LEASE_EXPIRE", 90, 0)
 	c.LeaseRenewalPeriod = p.fraction("LEASE_RENEWAL_PERIOD", 0.15)
-	c.LeaseGrace = p.duration("DLS_LEASE_GRACE", 24*time.Hour)
+	c.LeaseGrace = p.duration("DLS_LEASE_GRACE", 24*time.Hour, true)
 
 	c.CORSOrigins = p.list("CORS_ORIGINS", "https://"+c.URL)
 	c.AdminToken = p.str("DLS_ADMIN_TOKEN", "")
@@ -320,13 +320,13 @@ func (p *parser) fraction(key string, def float64) float64 {
 	return f
 }
 
-func (p *parser) duration(key string, def time.Duration) time.Duration {
+func (p *parser) duration(key string, def time.Duration, zeroOK bool) time.Duration {
 	v, ok := p.lookup(key)
 	if !ok {
 		return def
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
+	if err != nil || d < 0 || (d == 0 && !zeroOK) {
 		p.fail(key, v, errDuration)
 		return def
 	}

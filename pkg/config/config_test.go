@@ -204,6 +204,13 @@ func TestEnvFileErrors(t *testing.T) {
 	_ = c
 }
 
+func TestLeaseGraceOff(t *testing.T) {
+	c, err := Load(writeEnv(t, "DLS_LEASE_GRACE=0\n"), env(nil))
+	if err != nil || c.LeaseGrace != 0 {
+		t.Fatalf("LeaseGrace = %v, %v; want 0 (sweep off)", c.LeaseGrace, err)
+	}
+}
+
 func TestHTTPListenOff(t *testing.T) {
 	c, err := Load(writeEnv(t, "DLS_HTTP_LISTEN=\n"), env(nil))
 	if err != nil || c.HTTPListen != "" {

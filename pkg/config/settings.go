@@ -30,7 +30,7 @@ var Settings = []Setting{
 	{"LEASE_EXPIRE_DAYS", "90", "Lease lifetime, days part."},
 	{"LEASE_EXPIRE_HOURS", "0", "Lease lifetime, hours part."},
 	{"LEASE_RENEWAL_PERIOD", "0.15", "Fraction of the lease time after which guests renew, between 0 and 1 exclusive."},
-	{"DLS_LEASE_GRACE", "24h", "How long past its expiry a lease stays (renewable) before the periodic sweep removes it (Go duration)."},
+	{"DLS_LEASE_GRACE", "24h", "How long past its expiry a lease stays (renewable) before the hourly sweep removes it (Go duration); 0 turns the sweep off, as in FastAPI-DLS."},
 	{"CORS_ORIGINS", "https://<DLS_URL>", "Comma-separated origins allowed by CORS."},
 	{"DLS_ADMIN_TOKEN", "", "Bearer token that lets non-loopback callers use the operator API; empty = loopback only."},
 	{"DEBUG", "false", "Log at debug level (true/false, yes/no, on/off, 1/0)."},
