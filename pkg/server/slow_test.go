@@ -14,31 +14,14 @@ import (
 // halfway through its headers or body, is disconnected by the server's
 // timeouts instead of holding a connection for ever.
 func TestSlowClientsAreCut(t *testing.T) {
-	noWatchdog(t)
-	t.Setenv("NOTIFY_SOCKET", "")
-	certFile, keyFile := writeCert(t, t.TempDir(), 1)
-	log, _ := testLogger(t)
-	ls := localListeners(t, false)
-	addr := ls.HTTPS.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			Listeners: ls, CertFile: certFile, KeyFile: keyFile, Logger: log,
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				io.Copy(io.Discard, r.Body)
-				io.WriteString(w, "ok")
-			}),
-			ReadHeaderTimeout: 300 * time.Millisecond,
-			ReadTimeout:       600 * time.Millisecond,
-		})
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	waitServing(t, addr)
-
+	addr := serveForTest(t, Config{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(w, "ok")
+		}),
+		ReadHeaderTimeout: 300 * time.Millisecond,
+		ReadTimeout:       600 * time.Millisecond,
+	})
 	tests := []struct {
 		name string
 		send func(c net.Conn) net.Conn // returns the conn to read the end from
@@ -76,6 +59,27 @@ func TestSlowClientsAreCut(t *testing.T) {
 	}
 }
 
+// serveForTest runs cfg (listeners, certificate and logger filled in, no
+// systemd) until the test ends, and returns the HTTPS address once it answers.
+func serveForTest(t *testing.T, cfg Config) string {
+	t.Helper()
+	noWatchdog(t)
+	t.Setenv("NOTIFY_SOCKET", "")
+	cfg.CertFile, cfg.KeyFile = writeCert(t, t.TempDir(), 1)
+	cfg.Logger, _ = testLogger(t)
+	cfg.Listeners = localListeners(t, false)
+	addr := cfg.Listeners.HTTPS.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitServing(t, addr)
+	return addr
+}
+
 // waitServing waits until addr answers HTTPS (bounded).
 func waitServing(t *testing.T, addr string) {
 	t.Helper()
@@ -91,23 +95,9 @@ func waitServing(t *testing.T, addr string) {
 
 // TestHTTP1Only: a client offering h2 gets HTTP/1.1, as from uvicorn.
 func TestHTTP1Only(t *testing.T) {
-	noWatchdog(t)
-	t.Setenv("NOTIFY_SOCKET", "")
-	certFile, keyFile := writeCert(t, t.TempDir(), 1)
-	log, _ := testLogger(t)
-	ls := localListeners(t, false)
-	addr := ls.HTTPS.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{Listeners: ls, CertFile: certFile, KeyFile: keyFile, Logger: log,
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })})
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	waitServing(t, addr)
+	addr := serveForTest(t, Config{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) }),
+	})
 	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
