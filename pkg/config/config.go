@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -347,9 +346,6 @@ func (p *parser) addr(key, v string, optional bool) {
 		p.fail(key, v, errAddr)
 	}
 }
-
-// Lookup is a convenience for [Load]: the real process environment.
-func Lookup(name string) (string, bool) { return os.LookupEnv(name) }
 
 // Public returns the effective settings keyed by their env names, as
 // FastAPI-DLS's /-/config shows them. Secrets (DLS_ADMIN_TOKEN) are left out;

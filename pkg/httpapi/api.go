@@ -50,7 +50,7 @@ type API struct {
 	now      func() time.Time
 	rand     io.Reader
 	router   *httprouter.Router
-	httpPort string
+	dlsPort string
 }
 
 // New builds the API and its route table.
@@ -71,7 +71,7 @@ func New(c Config) (*API, error) {
 	if a.rand == nil {
 		a.rand = rand.Reader
 	}
-	a.httpPort = strconv.Itoa(c.Settings.Port)
+	a.dlsPort = strconv.Itoa(c.Settings.Port)
 	a.router = a.newRouter()
 	return a, nil
 }
@@ -231,7 +231,7 @@ func (a *API) PlainHandler() http.Handler {
 		if host == "" || strings.ContainsAny(host, "/\\@") {
 			host = a.cfg.URL
 		}
-		target := "https://" + net.JoinHostPort(strings.Trim(host, "[]"), a.httpPort) + r.URL.RequestURI()
+		target := "https://" + net.JoinHostPort(strings.Trim(host, "[]"), a.dlsPort) + r.URL.RequestURI()
 		http.Redirect(w, r, target, http.StatusMovedPermanently)
 	})
 }

@@ -202,7 +202,7 @@ func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	now := a.now().UTC()
 	lease, err := a.db.Renew(origin, ref, now.Add(a.cfg.LeaseExpire), now)
 	if err != nil {
-		return fmt.Errorf("renew lease %s of origin %s: %w", ref, origin, err)
+		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
 	}
 	a.log.Info("lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
 	return a.replySigned(w, r, protocol.RenewResponse{
@@ -221,7 +221,7 @@ func (a *API) returnLease(w http.ResponseWriter, r *http.Request, ps httprouter.
 	}
 	ref := ps.ByName("ref")
 	if err := a.db.Release(origin, ref); err != nil {
-		return fmt.Errorf("return lease %s of origin %s: %w", ref, origin, err)
+		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
 	}
 	a.log.Info("lease returned", slog.String("event", "lease.return"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
 	return a.reply(w, r, http.StatusOK, protocol.ReturnResponse{LeaseRef: ref, SyncTimestamp: protocol.Timestamp(a.now())})
@@ -252,10 +252,7 @@ func (a *API) shutdown(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event string) error {
 	refs, err := a.db.ReleaseAll(origin)
 	if err != nil {
-		return fmt.Errorf("return leases of origin %s: %w", origin, err)
-	}
-	if refs == nil {
-		refs = []string{}
+		return err // the store names the origin
 	}
 	for _, ref := range refs {
 		a.log.Info("lease returned", slog.String("event", event), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
