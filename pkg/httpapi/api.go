@@ -40,16 +40,16 @@ type Config struct {
 
 // API is the HTTP face of the licence server. It is safe for concurrent use.
 type API struct {
-	id       *protocol.Identity
-	db       *store.DB
-	cfg      *config.Config
-	rootPEM  string
-	log      *slog.Logger
-	version  string
-	commit   string
-	now      func() time.Time
-	rand     io.Reader
-	router   *httprouter.Router
+	id      *protocol.Identity
+	db      *store.DB
+	cfg     *config.Config
+	rootPEM string
+	log     *slog.Logger
+	version string
+	commit  string
+	now     func() time.Time
+	rand    io.Reader
+	router  *httprouter.Router
 	dlsPort string
 }
 
