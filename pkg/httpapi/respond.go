@@ -1,0 +1,70 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
+)
+
+// fail writes err as the JSON error body and logs it once: client mistakes at
+// warn, our own faults at error.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, title, detail := status(err)
+	level := slog.LevelWarn
+	if code >= 500 {
+		level = slog.LevelError
+	}
+	a.log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", code), slog.String("remote_addr", r.RemoteAddr),
+		slog.String("err", err.Error()))
+	body, _ := protocol.Marshal(protocol.Error{Status: code, Title: title, Detail: detail})
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	write(w, code, "application/json", body)
+}
+
+// reply writes v as compact ASCII JSON. An error is returned before
+// anything is written, so the caller's error path can still answer.
+func (a *API) reply(w http.ResponseWriter, _ *http.Request, code int, v any) error {
+	body, err := protocol.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	write(w, code, "application/json", body)
+	return nil
+}
+
+// signatureHeader is X-NLS-Signature spelt as FastAPI-DLS puts it on the
+// wire: Starlette lowercases every header name, so lowercase is what real
+// guests have always read. (Go would send the canonical X-Nls-Signature;
+// assigning the map entry directly keeps our spelling.)
+const signatureHeader = "x-nls-signature"
+
+// replySigned writes v as a signed protocol response: body plus newline, with
+// X-NLS-Signature over exactly those bytes.
+func (a *API) replySigned(w http.ResponseWriter, _ *http.Request, v any) error {
+	body, sig, err := protocol.SignedBody(a.id.Key, v)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h[signatureHeader] = []string{sig}
+	h.Set("Access-Control-Expose-Headers", protocol.SignatureHeader)
+	write(w, http.StatusOK, "application/json", body)
+	return nil
+}
+
+// write sends a whole answer with its Content-Length (as uvicorn does; Go
+// would switch to chunked encoding past a few KiB).
+func write(w http.ResponseWriter, code int, contentType string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	w.Write(body) // a write error is the client's leaving; nothing to answer
+}

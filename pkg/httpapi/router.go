@@ -1,0 +1,46 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+// handler is an endpoint: it writes its answer, or returns the error that
+// [API.fail] turns into the JSON error answer.
+type handler func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error
+
+func (a *API) adapt(h handler) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if err := h(w, r, ps); err != nil {
+			a.fail(w, r, err)
+		}
+	}
+}
+
+func (a *API) newRouter() *httprouter.Router {
+	rt := httprouter.New()
+	for _, route := range a.routes() {
+		h := route.handle
+		if route.admin {
+			h = a.adminOnly(h)
+		}
+		rt.Handle(route.method, route.path, a.adapt(h))
+	}
+	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, r, fmt.Errorf("%w: %s %s", errNotFound, r.Method, r.URL.Path))
+	})
+	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, r, &methodNotAllowedError{method: r.Method})
+	})
+	rt.GlobalOPTIONS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent) // cors() set the headers
+	})
+	rt.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
+		a.log.Error("handler panicked", slog.String("path", r.URL.Path), slog.Any("panic", v))
+		a.fail(w, r, fmt.Errorf("internal error"))
+	}
+	return rt
+}
