@@ -201,7 +201,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		LoadCertificate: pki.LoadWebserverCert,
 		Health:          db.Check,
 		Jobs:            jobs,
-		Status:          api.Status,
+		Status:          api.StatusLine,
 		Logger:          log,
 	})
 	if err != nil {

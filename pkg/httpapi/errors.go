@@ -24,9 +24,9 @@ func (e *methodNotAllowedError) Error() string {
 	return "method " + e.method + " is not allowed here"
 }
 
-// status is the one place that maps an error to an HTTP status and the
+// httpStatus is the one place that maps an error to an HTTP status and the
 // detail sent back. 5xx only for our own faults; their detail hides internals.
-func status(err error) (code int, title, detail string) {
+func httpStatus(err error) (code int, title, detail string) {
 	var tooLarge *http.MaxBytesError
 	var notAllowed *methodNotAllowedError
 	switch {

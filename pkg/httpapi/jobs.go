@@ -19,8 +19,8 @@ func (a *API) Sweep(ctx context.Context) error {
 	return nil
 }
 
-// Status is a one-line summary for systemd's STATUS=.
-func (a *API) Status() string {
+// StatusLine is a one-line summary for systemd's STATUS= (server.Config.Status).
+func (a *API) StatusLine() string {
 	origins, leases, err := a.db.Stats()
 	if err != nil {
 		return "store unreadable: " + err.Error()

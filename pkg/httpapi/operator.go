@@ -36,7 +36,8 @@ func (a *API) readme(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	return nil
 }
 
-func (a *API) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+// serverStatus answers GET /status: up, version, commit, debug (FastAPI-DLS's shape).
+func (a *API) serverStatus(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	return a.reply(w, r, http.StatusOK, struct {
 		Status  string `json:"status"`
 		Version string `json:"version"`

@@ -12,7 +12,7 @@ import (
 // fail writes err as the JSON error body and logs it once: client mistakes at
 // warn, our own faults at error.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code, title, detail := status(err)
+	code, title, detail := httpStatus(err)
 	level := slog.LevelWarn
 	if code >= 500 {
 		level = slog.LevelError

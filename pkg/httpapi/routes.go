@@ -34,7 +34,7 @@ func (a *API) routes() []route {
 		{method: http.MethodGet, path: "/", handle: a.toReadme, summary: "Redirect to /-/readme"},
 		{method: http.MethodGet, path: "/-/", handle: a.toReadme, summary: "Redirect to /-/readme"},
 		{method: http.MethodGet, path: "/-/readme", handle: a.readme, summary: "This server's README"},
-		{method: http.MethodGet, path: "/status", handle: a.status, summary: "Status and version"},
+		{method: http.MethodGet, path: "/status", handle: a.serverStatus, summary: "Status and version"},
 		{method: http.MethodGet, path: "/-/health", handle: a.health, summary: "Health: store readable and writable"},
 		{method: http.MethodGet, path: "/-/config", handle: a.config, summary: "Effective settings (no secrets)"},
 		{method: http.MethodGet, path: "/-/config/root-certificate", handle: a.rootCertificate, summary: "Root certificate PEM (18.x guests trust it)"},
