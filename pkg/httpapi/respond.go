@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 )
@@ -39,11 +40,11 @@ func (a *API) reply(w http.ResponseWriter, _ *http.Request, code int, v any) err
 	return nil
 }
 
-// signatureHeader is X-NLS-Signature spelt as FastAPI-DLS puts it on the
+// signatureHeader is [protocol.SignatureHeader] as FastAPI-DLS puts it on the
 // wire: Starlette lowercases every header name, so lowercase is what real
 // guests have always read. (Go would send the canonical X-Nls-Signature;
 // assigning the map entry directly keeps our spelling.)
-const signatureHeader = "x-nls-signature"
+var signatureHeader = strings.ToLower(protocol.SignatureHeader)
 
 // replySigned writes v as a signed protocol response: body plus newline, with
 // X-NLS-Signature over exactly those bytes.
