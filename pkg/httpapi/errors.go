@@ -10,11 +10,9 @@ import (
 
 // Errors of this package; the protocol's and the store's are mapped too.
 var (
-	errNoBearer      = errors.New("missing bearer token: send Authorization: Bearer <auth_token>")
-	errNotFound      = errors.New("no such endpoint")
-	errAdminOnly     = errors.New("the operator API is open to loopback callers only, or with Authorization: Bearer <DLS_ADMIN_TOKEN>")
-	errLeaseNotFound = errors.New("requested lease not available")
-	errForbidden     = errors.New("access or operation forbidden")
+	errNoBearer  = errors.New("missing bearer token: send Authorization: Bearer <auth_token>")
+	errNotFound  = errors.New("no such endpoint")
+	errAdminOnly = errors.New("the operator API is open to loopback callers only, or with Authorization: Bearer <DLS_ADMIN_TOKEN>")
 )
 
 // methodNotAllowedError carries the method a route does not take.
@@ -46,10 +44,10 @@ func httpStatus(err error) (code int, title, detail string) {
 		return http.StatusUnauthorized, "", err.Error()
 	case errors.Is(err, errAdminOnly):
 		return http.StatusUnauthorized, "", err.Error()
-	case errors.Is(err, errLeaseNotFound), errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, "", errLeaseNotFound.Error()
-	case errors.Is(err, errForbidden), errors.Is(err, store.ErrForbidden):
-		return http.StatusForbidden, "", errForbidden.Error()
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "", "requested lease not available"
+	case errors.Is(err, store.ErrForbidden):
+		return http.StatusForbidden, "", "access or operation forbidden"
 	case errors.Is(err, errNotFound):
 		return http.StatusNotFound, "", err.Error()
 	}
