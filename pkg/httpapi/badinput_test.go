@@ -111,7 +111,7 @@ func TestAdminGuard(t *testing.T) {
 			t.Errorf("remote %s %s with a wrong token: %d, want 401", p.method, p.path, got)
 		}
 	}
-	if _, err := f.db.Lease(ref); err != nil {
+	if _, err := f.lease(t, ref); err != nil {
 		t.Fatalf("a refused delete deleted: %v", err)
 	}
 	if got := remote("GET", "/-/leases", "Bearer operator-secret"); got != 200 {

@@ -238,3 +238,19 @@ func serve(f *fixture, r *http.Request) *httptest.ResponseRecorder {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// lease finds the stored lease ref through the store's public listing, or
+// returns store.ErrNotFound.
+func (f *fixture) lease(t *testing.T, ref string) (store.Lease, error) {
+	t.Helper()
+	all, err := f.db.Leases("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range all {
+		if l.Ref == ref {
+			return l, nil
+		}
+	}
+	return store.Lease{}, store.ErrNotFound
+}

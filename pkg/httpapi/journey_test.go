@@ -76,7 +76,7 @@ func TestTwoGuestsIsolated(t *testing.T) {
 	if err != nil || len(released) != 1 || released[0] != refB {
 		t.Fatalf("b returned %v, %v", released, err)
 	}
-	if l, err := f.db.Lease(refA); err != nil || l.OriginRef != a.OriginRef {
+	if l, err := f.lease(t, refA); err != nil || l.OriginRef != a.OriginRef {
 		t.Fatalf("a's lease after b's attempts: %+v, %v", l, err)
 	}
 	if err := a.Renew(ctx, refA); err != nil {
@@ -148,14 +148,14 @@ func TestExpiredLeaseRenewable(t *testing.T) {
 	if err := f.api.Sweep(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.db.Lease(ref); err != nil {
+	if _, err := f.lease(t, ref); err != nil {
 		t.Fatalf("sweep removed a lease within grace: %v", err)
 	}
 	f.advance(25 * time.Hour)
 	if err := f.api.Sweep(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.db.Lease(ref); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.lease(t, ref); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("sweep kept a lease past grace: %v", err)
 	}
 }

@@ -133,31 +133,6 @@ func deleteLease(lb, ib *bolt.Bucket, l Lease) error {
 	return ib.Delete(indexKey(l.OriginRef, l.Ref))
 }
 
-// Lease returns the lease ref, whatever its origin, or [ErrNotFound].
-// Safe for concurrent use.
-func (db *DB) Lease(ref string) (Lease, error) {
-	if err := checkRef("lease", ref); err != nil {
-		return Lease{}, fmt.Errorf("read lease %q: %w", ref, err)
-	}
-	var l Lease
-	err := db.bdb.View(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, leasesBucket)
-		if err != nil {
-			return err
-		}
-		var ok bool
-		l, ok, err = getLease(b, []byte(ref))
-		if err == nil && !ok {
-			err = ErrNotFound
-		}
-		return err
-	})
-	if err != nil {
-		return Lease{}, fmt.Errorf("read lease %q: %w", ref, err)
-	}
-	return l, nil
-}
-
 // Leases returns the leases of originRef, found through the origin index, or
 // every lease when originRef is "". Expired leases are included. The slice is
 // sorted by Created, then Ref, is never nil (it encodes as [] in JSON) and

@@ -1,0 +1,32 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Lease (tests only: the server never reads one lease by ref alone) returns
+// the lease ref, whatever its origin, or [ErrNotFound].
+func (db *DB) Lease(ref string) (Lease, error) {
+	if err := checkRef("lease", ref); err != nil {
+		return Lease{}, fmt.Errorf("read lease %q: %w", ref, err)
+	}
+	var l Lease
+	err := db.bdb.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, leasesBucket)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		l, ok, err = getLease(b, []byte(ref))
+		if err == nil && !ok {
+			err = ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return Lease{}, fmt.Errorf("read lease %q: %w", ref, err)
+	}
+	return l, nil
+}
