@@ -167,7 +167,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		return err
 	}
 	if !activated {
-		if ls, err = server.Listen(cfg.Listen, ""); err != nil {
+		if ls, err = server.Listen(cfg.Listen); err != nil {
 			return err
 		}
 		// Port 80 only carries Windows guests' shutdown releases: when it is

@@ -169,10 +169,5 @@ func LoadWebserverCert(certFile, keyFile string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load webserver certificate %s with key %s: %w", certFile, keyFile, err)
 	}
-	if cert.Leaf == nil {
-		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return nil, fmt.Errorf("load webserver certificate %s: %w", certFile, err)
-		}
-	}
-	return &cert, nil
+	return &cert, nil // since Go 1.23, X509KeyPair fills in cert.Leaf
 }

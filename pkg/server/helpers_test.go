@@ -143,15 +143,16 @@ func quiet(t *testing.T, msgs <-chan string, d time.Duration, unwanted string) {
 // localListeners opens HTTPS (and, if http, HTTP) listeners on 127.0.0.1:0.
 func localListeners(t *testing.T, http bool) Listeners {
 	t.Helper()
-	addr := ""
-	if http {
-		addr = "127.0.0.1:0"
-	}
-	ls, err := Listen("127.0.0.1:0", addr)
+	ls, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ls.Close() })
+	if http {
+		if ls.HTTP, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return ls
 }
 

@@ -94,26 +94,17 @@ func closeNamed(named map[string][]net.Listener) {
 	}
 }
 
-// Listen opens the listeners itself, for a daemon that is not socket-activated. httpsAddr is required; an empty
-// httpAddr opens no plain HTTP listener. On error nothing stays open.
-func Listen(httpsAddr, httpAddr string) (Listeners, error) {
+// Listen opens the HTTPS listener itself, for a daemon that is not socket-activated; the caller adds the
+// optional plain-HTTP one (it may soft-fail where HTTPS may not).
+func Listen(httpsAddr string) (Listeners, error) {
 	if httpsAddr == "" {
 		return Listeners{}, errors.New("listen: no https address")
 	}
-	var ls Listeners
-	var err error
-	ls.HTTPS, err = net.Listen("tcp", httpsAddr)
+	l, err := net.Listen("tcp", httpsAddr)
 	if err != nil {
 		return Listeners{}, fmt.Errorf("listen https: %w", err)
 	}
-	if httpAddr != "" {
-		ls.HTTP, err = net.Listen("tcp", httpAddr)
-		if err != nil {
-			ls.HTTPS.Close()
-			return Listeners{}, fmt.Errorf("listen http: %w", err)
-		}
-	}
-	return ls, nil
+	return Listeners{HTTPS: l}, nil
 }
 
 // merge returns nil for none, the listener for one, and a listener accepting from all of them otherwise.

@@ -258,18 +258,17 @@ func TestActivatedSystemd(t *testing.T) {
 
 func TestListen(t *testing.T) {
 	t.Parallel()
-	ls, err := Listen("127.0.0.1:0", "")
+	ls, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ls.HTTPS == nil || ls.HTTP != nil {
 		t.Fatalf("Listen = %+v, want only https", ls)
 	}
-	addr := ls.HTTPS.Addr().String()
-	if _, err := Listen("127.0.0.1:0", addr); err == nil {
-		t.Fatal("Listen on a taken http address succeeded")
+	if _, err := Listen(ls.HTTPS.Addr().String()); err == nil {
+		t.Fatal("Listen on a taken address succeeded")
 	}
-	if _, err := Listen("", "127.0.0.1:0"); err == nil {
+	if _, err := Listen(""); err == nil {
 		t.Fatal("Listen without https address succeeded")
 	}
 	ls.Close()
