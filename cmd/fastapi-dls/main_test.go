@@ -383,6 +383,52 @@ func TestClientTokenVerb(t *testing.T) {
 	d.stop(t)
 }
 
+// TestHealthVerb: `fastapi-dls health` (a container's HEALTHCHECK) exits 0
+// while the daemon answers healthy and 1 otherwise, finding the daemon from
+// the same settings, here with an unspecified listen host as in an image.
+func TestHealthVerb(t *testing.T) {
+	env := daemonEnv(t, t.TempDir())
+	withKeys(t, env)
+	_, port, _ := net.SplitHostPort(env["DLS_LISTEN"])
+	health := func() (code int, stdout, stderr string) {
+		t.Helper()
+		cmd := command(env, "health")
+		cmd.Env = append(cmd.Env, "DLS_LISTEN=:"+port) // what the checker reads
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatal("health did not finish within 30 s")
+		}
+		return cmd.ProcessState.ExitCode(), o.String(), e.String()
+	}
+
+	if code, _, stderr := health(); code != 1 || !strings.Contains(stderr, "127.0.0.1:"+port) {
+		t.Fatalf("no daemon: exit %d, stderr %q; want 1 naming 127.0.0.1:%s", code, stderr, port)
+	}
+	d := start(t, command(env, "serve"))
+	waitHealthy(t, d, "https://"+env["DLS_LISTEN"])
+	if code, stdout, stderr := health(); code != 0 || stdout != "{\"status\":\"up\"}\n" {
+		t.Fatalf("daemon up: exit %d, stdout %q, stderr %q; want 0", code, stdout, stderr)
+	}
+	d.stop(t)
+	if code, _, _ := health(); code != 1 {
+		t.Fatalf("daemon stopped: exit %d, want 1", code)
+	}
+	env["DLS_PORT"] = "not-a-port"
+	if code, _, stderr := health(); code != 1 || !strings.Contains(stderr, "DLS_PORT") {
+		t.Fatalf("bad setting: exit %d, stderr %q; want 1 naming DLS_PORT", code, stderr)
+	}
+}
+
 func TestVersionAndUsage(t *testing.T) {
 	out, err := exec.Command(binary, "version").Output()
 	if err != nil || strings.TrimSpace(string(out)) == "" {

@@ -23,11 +23,13 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
-const usage = `usage: fastapi-dls [serve|init|client-token|version] [-env FILE]
+const usage = `usage: fastapi-dls [serve|init|client-token|health|version] [-env FILE]
 
   serve         run the licence server (the default)
   init          create every missing key and certificate, then exit
   client-token  print a fresh client configuration token to stdout
+  health        ask the running daemon (DLS_LISTEN) for its health: exit 0
+                when it answers healthy, 1 otherwise (a container's HEALTHCHECK)
   version       print the version
 
 Settings come from the env file (-env, $DLS_ENV_FILE, default /etc/fastapi-dls/env)
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = initKeys(*envFile, lookupEnv, stdout, stderr)
 	case "client-token":
 		err = clientToken(*envFile, lookupEnv, stdout)
+	case "health":
+		err = health(ctx, *envFile, lookupEnv, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -241,5 +245,22 @@ func clientToken(envFile string, lookupEnv func(string) (string, bool), stdout i
 		return err
 	}
 	_, err = fmt.Fprint(stdout, tok)
+	return err
+}
+
+// healthTimeout bounds one health check; container runtimes kill the check
+// at their own timeout (30 s by default) anyway.
+const healthTimeout = 10 * time.Second
+
+func health(ctx context.Context, envFile string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
+	cfg, err := config.Load(envFile, lookupEnv)
+	if err != nil {
+		return err
+	}
+	body, err := server.Probe{Listen: cfg.Listen, ServerName: cfg.URL, CertFile: cfg.TLSCert, Timeout: healthTimeout}.Check(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, body)
 	return err
 }
