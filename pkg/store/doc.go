@@ -11,9 +11,10 @@
 // Every method that changes data returns only after its change was committed
 // and fsynced; a nil error means the change survives a crash of the process.
 // The methods on a guest's request path ([DB.RegisterOrigin],
-// [DB.CreateLeases], [DB.Renew], [DB.Release], [DB.ReleaseAll]) go through
-// bbolt's Batch, so concurrent guests share one commit and one fsync; a lone
-// caller waits up to bbolt's MaxBatchDelay (10 ms) for company. Operator and
+// [DB.CreateLeases], [DB.Renew], [DB.Release], [DB.ReleaseAll]) go through a
+// group commit: a write that finds no commit in flight commits at once, and
+// writes that arrive while one is in flight share the next commit and its
+// fsyncs (commit.go says why this and not bbolt's Batch). Operator and
 // sweeper one-offs ([DB.DeleteOrigins], [DB.DeleteLease], [DB.DeleteExpired])
 // commit on their own. Reads are short read-only transactions that copy what
 // they return.

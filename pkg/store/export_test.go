@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -30,3 +31,15 @@ func (db *DB) Lease(ref string) (Lease, error) {
 	}
 	return l, nil
 }
+
+// UseBoltBatch makes db's request-path writes go through bbolt's Batch with
+// the given MaxBatchDelay instead of the group commit, so that benchmarks
+// compare both in one run.
+func UseBoltBatch(db *DB, delay time.Duration) {
+	db.viaBatch = true
+	db.bdb.MaxBatchDelay = delay
+}
+
+// Commits returns how many transactions the group commit began (0 through
+// Batch).
+func Commits(db *DB) int64 { return db.commits.Load() }

@@ -23,9 +23,9 @@ type Lease struct {
 	Updated     time.Time // UTC; last create or renew
 }
 
-// Business errors inside a db.Batch function are not returned from it: bbolt
+// Business errors inside a db.commit function are not returned from it: that
 // would roll back the whole shared transaction, re-run every other caller's
-// function and then ours alone. Instead the function checks before it writes
+// function and then ours alone (commit.go). Instead the function checks before it writes
 // anything, stores the error in a variable it resets on every run, and
 // returns nil; only store faults are returned to bbolt.
 
@@ -63,7 +63,7 @@ func (db *DB) CreateLeases(ls []Lease) error {
 	}
 
 	var bizErr error
-	err := db.bdb.Batch(func(tx *bolt.Tx) error {
+	err := db.commit(func(tx *bolt.Tx) error {
 		bizErr = nil
 		lb, ib, err := leaseBuckets(tx)
 		if err != nil {
@@ -210,7 +210,7 @@ func (db *DB) Renew(originRef, leaseRef string, expires, now time.Time) (Lease, 
 
 	var renewed Lease
 	var bizErr error
-	err := db.bdb.Batch(func(tx *bolt.Tx) error {
+	err := db.commit(func(tx *bolt.Tx) error {
 		renewed, bizErr = Lease{}, nil
 		b, err := bucket(tx, leasesBucket)
 		if err != nil {
@@ -253,7 +253,7 @@ func (db *DB) Release(originRef, leaseRef string) error {
 		return fmt.Errorf("release lease %q: %w", leaseRef, err)
 	}
 	var bizErr error
-	err := db.bdb.Batch(func(tx *bolt.Tx) error {
+	err := db.commit(func(tx *bolt.Tx) error {
 		bizErr = nil
 		lb, ib, err := leaseBuckets(tx)
 		if err != nil {
@@ -290,7 +290,7 @@ func (db *DB) ReleaseAll(originRef string) ([]string, error) {
 		return nil, fmt.Errorf("release leases of origin %q: %w", originRef, err)
 	}
 	var released []string
-	err := db.bdb.Batch(func(tx *bolt.Tx) error {
+	err := db.commit(func(tx *bolt.Tx) error {
 		released = nil
 		lb, ib, err := leaseBuckets(tx)
 		if err != nil {

@@ -57,7 +57,7 @@ func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
 	}
 
 	var stored Origin
-	err := db.bdb.Batch(func(tx *bolt.Tx) error {
+	err := db.commit(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, originsBucket)
 		if err != nil {
 			return err

@@ -44,9 +44,13 @@ const maxRefLen = 256
 // and by one process at a time: the file is locked while it is open.
 // The zero DB is not usable; get one from [Open].
 type DB struct {
-	bdb      *bolt.DB
-	path     string      // bbolt forgets its path on Close; we keep it for errors
-	checking atomic.Bool // a Check is running (see Check)
+	bdb       *bolt.DB
+	path      string      // bbolt forgets its path on Close; we keep it for errors
+	checking  atomic.Bool // a Check is running (see Check)
+	committer             // group commit of the request-path writes (commit.go)
+	// viaBatch is set by benchmarks only (export_test.go): commit goes
+	// through bbolt's Batch instead, to compare both in one run.
+	viaBatch bool
 }
 
 // Open opens the store file at path, creating it (mode 0600) and its buckets
