@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/config"
+	"github.com/fastapi-dls/fastapi-dls/pkg/health"
 	"github.com/fastapi-dls/fastapi-dls/pkg/httpapi"
 	"github.com/fastapi-dls/fastapi-dls/pkg/pki"
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
@@ -153,6 +154,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 	}
 	defer db.Close()
 
+	hc := health.New(health.Config{Check: db.Check, Logger: log})
 	api, err := httpapi.New(httpapi.Config{
 		Identity:    identity(cfg, keys),
 		Store:       db,
@@ -203,7 +205,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		CertFile:        cfg.TLSCert,
 		KeyFile:         cfg.TLSKey,
 		LoadCertificate: pki.LoadWebserverCert,
-		Health:          db.Check,
+		Health:          hc,
 		Jobs:            jobs,
 		Status:          api.StatusLine,
 		Logger:          log,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/health"
 )
 
 // wait bounds every wait in these tests.
@@ -214,3 +217,11 @@ func testLogger(t *testing.T) (*slog.Logger, *logBuffer) {
 }
 
 var pidString = strconv.Itoa(os.Getpid())
+
+// testChecker is a health checker running check, with a synchronised clock
+// (the host's may not be).
+func testChecker(check func(context.Context) error) *health.Checker {
+	return health.New(health.Config{Check: check, Clock: func() health.Clock {
+		return health.Clock{Synchronised: true, MaxError: time.Millisecond}
+	}})
+}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/health"
 )
 
 // Defaults for the zero fields of [Config].
@@ -48,9 +50,14 @@ type Config struct {
 	// LoadCertificate loads them; nil means [tls.LoadX509KeyPair].
 	LoadCertificate func(certFile, keyFile string) (*tls.Certificate, error)
 
-	// Health gates the systemd watchdog: WATCHDOG=1 is sent only after it returns nil within a quarter of the
-	// watchdog interval. It should do a real store read and write and honour ctx. nil means always healthy.
-	Health func(ctx context.Context) error
+	// Health owns the daemon's health; Run runs its checks (every HealthEvery, shortened to a quarter of the
+	// watchdog interval when systemd asks for pings) and sends WATCHDOG=1 every half interval only while its
+	// latest result passed and is fresh: a check that fails, hangs past its deadline or stops running stops the
+	// pings, and systemd restarts us. An unsynchronised clock shows in STATUS= but does not stop the pings.
+	// nil means always healthy.
+	Health *health.Checker
+	// HealthEvery is the period of the health checks; 0 means [health.DefaultEvery].
+	HealthEvery time.Duration
 	// Jobs run periodically while serving.
 	Jobs []Job
 	// Status returns the human text sent as STATUS= at start, after reloads and every StatusInterval, e.g.
@@ -142,16 +149,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	var current atomic.Pointer[tls.Certificate]
 	current.Store(cert)
 
-	var unhealthy atomic.Pointer[string] // the failing health check's error, nil while healthy
 	status := func() string {
 		s := defaultStatus
 		if cfg.Status != nil {
 			s = cfg.Status()
 		}
-		if u := unhealthy.Load(); u != nil {
-			s = "unhealthy (" + *u + "); " + s
-		}
-		return s
+		return healthStatus(cfg.Health) + s
 	}
 	notify := func(state string) {
 		if err := Notify(state); err != nil {
@@ -190,24 +193,33 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}()
 	}
 
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	var wg sync.WaitGroup
+	wd, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn("watchdog disabled", "err", err)
+		wd = 0
+	}
+	every := orDefault(cfg.HealthEvery, health.DefaultEvery)
+	if wd > 0 {
+		every = min(every, wd/4)
+	}
+	var healthChanged <-chan struct{}
+	if cfg.Health != nil {
+		healthChanged = cfg.Health.Changed()
+		wg.Go(func() { cfg.Health.Run(bg, every) })
+		// READY=1 and STATUS= carry the first result; the checker bounds it by its deadline.
+		select {
+		case <-cfg.Health.First():
+		case <-ctx.Done():
+		}
+	}
+
 	notify(daemon.SdNotifyReady + "\nSTATUS=" + status())
 
-	bg, stopBG := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	if d, err := daemon.SdWatchdogEnabled(false); err != nil {
-		log.Warn("watchdog disabled", "err", err)
-	} else if d > 0 {
-		wg.Go(func() {
-			watchdog(bg, d, cfg.Health, log, func(err error) {
-				if err == nil {
-					unhealthy.Store(nil)
-				} else {
-					msg := err.Error()
-					unhealthy.Store(&msg)
-				}
-				notify("STATUS=" + status())
-			}, notify)
-		})
+	if wd > 0 {
+		wg.Go(func() { watchdog(bg, wd, cfg.Health, 2*every, log, notify) })
 	}
 	for _, j := range cfg.Jobs {
 		wg.Go(func() { runJob(bg, j, log) })
@@ -242,6 +254,8 @@ loop:
 			}
 			notify(daemon.SdNotifyReady + "\nSTATUS=" + status())
 		case <-statusTick:
+			notify("STATUS=" + status())
+		case <-healthChanged:
 			notify("STATUS=" + status())
 		}
 	}
@@ -301,54 +315,44 @@ func logCertificate(log *slog.Logger, msg string, c *tls.Certificate) {
 		"not_after", c.Leaf.NotAfter.UTC())
 }
 
-// watchdog sends WATCHDOG=1 every d/2 while health passes within d/4. A check that outlives its deadline counts
-// as failed, and no second check starts while it still runs. changed is called when the health state flips.
-func watchdog(ctx context.Context, d time.Duration, health func(context.Context) error, log *slog.Logger,
-	changed func(error), notify func(string)) {
-	if health == nil {
-		health = func(context.Context) error { return nil }
+// healthStatus is the STATUS= prefix for what the checker found wrong, "" when all is well.
+func healthStatus(h *health.Checker) string {
+	if h == nil {
+		return ""
 	}
+	r := h.Latest()
+	s := ""
+	if r.Err != nil {
+		s = "unhealthy (" + r.Err.Error() + "); "
+	}
+	if r.Clock.Err == nil && !r.Clock.Synchronised && !r.Checked.IsZero() {
+		s += fmt.Sprintf("clock not synchronised (max error %v); ", r.Clock.MaxError)
+	}
+	return s
+}
+
+// watchdog sends WATCHDOG=1 every d/2 while the checker's latest result passed and is at most maxAge old. It
+// never checks anything itself, so no request load can delay it; a check that hangs is the checker's failure.
+func watchdog(ctx context.Context, d time.Duration, h *health.Checker, maxAge time.Duration, log *slog.Logger,
+	notify func(string)) {
 	t := time.NewTicker(d / 2)
 	defer t.Stop()
-	healthy := true
-	var running chan error // a check still running past its deadline
+	stale := false
 	for {
-		var err error
-		if running != nil {
-			select {
-			case <-running:
-				running = nil
-			default:
-				err = errors.New("previous health check still running")
+		ok := true
+		if h != nil {
+			r := h.Latest()
+			ok = r.Healthy(time.Now(), maxAge)
+			// The checker logs its failures; a result gone stale means the checker itself stopped.
+			if isStale := r.Err == nil && !ok; isStale != stale {
+				stale = isStale
+				if stale {
+					log.Error("health result stale, withholding watchdog pings", "age", r.Age(time.Now()))
+				}
 			}
 		}
-		if running == nil {
-			running = make(chan error, 1)
-			hctx, cancel := context.WithTimeout(ctx, d/4)
-			go func(res chan<- error) { res <- health(hctx) }(running)
-			select {
-			case err = <-running:
-				running = nil
-			case <-hctx.Done():
-				err = fmt.Errorf("health check: %w", hctx.Err())
-			}
-			cancel()
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		switch {
-		case err == nil:
+		if ok {
 			notify(daemon.SdNotifyWatchdog)
-			if !healthy {
-				log.Info("health check passes again")
-				healthy = true
-				changed(nil)
-			}
-		case healthy:
-			log.Error("health check failed, withholding watchdog pings", "err", err)
-			healthy = false
-			changed(err)
 		}
 		select {
 		case <-ctx.Done():

@@ -27,7 +27,7 @@ func TestWatchdogFollowsTheStore(t *testing.T) {
 		done <- Run(ctx, Config{
 			Listeners: localListeners(t, false), CertFile: certFile, KeyFile: keyFile, Logger: log,
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
-			Health:  db.Check,
+			Health:  testChecker(db.Check),
 		})
 	}()
 	if m := next(t, msgs, routine); m != "READY=1\nSTATUS=serving" {
