@@ -351,8 +351,8 @@ func (p *parser) addr(key, v string, optional bool) {
 // FastAPI-DLS's /-/config shows them. Secrets (DLS_ADMIN_TOKEN) are left out;
 // the caller owns the returned map.
 func (c *Config) Public() map[string]any {
-	return map[string]any{
-		"DLS_URL":              c.URL,
+	m := map[string]any{
+		"DLS_URL":              redactURL(c.URL),
 		"DLS_PORT":             c.Port,
 		"DLS_LISTEN":           c.Listen,
 		"DLS_HTTP_LISTEN":      c.HTTPListen,
@@ -369,25 +369,25 @@ func (c *Config) Public() map[string]any {
 		"LEASE_EXPIRE_DELTA":   c.LeaseExpire.String(),
 		"LEASE_RENEWAL_PERIOD": c.LeaseRenewalPeriod,
 		"DLS_LEASE_GRACE":      c.LeaseGrace.String(),
-		"CORS_ORIGINS":         c.CORSOrigins,
+		"CORS_ORIGINS":         redactAll(c.CORSOrigins),
 		"DEBUG":                c.Debug,
 		"DATABASE":             redactURL(c.Database),
 		"DLS_ADMIN_TOKEN_SET":  c.AdminToken != "",
 	}
-}
-
-// redactURL hides a password in a database URL (postgresql://u:secret@h/db).
-func redactURL(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
+	// The admin token is never shown, even where an admin pasted it into another setting.
+	if c.AdminToken != "" {
+		for k, v := range m {
+			switch v := v.(type) {
+			case string:
+				m[k] = strings.ReplaceAll(v, c.AdminToken, redacted)
+			case []string:
+				out := make([]string, len(v)) // never write into c's own slices
+				for i := range v {
+					out[i] = strings.ReplaceAll(v[i], c.AdminToken, redacted)
+				}
+				m[k] = out
+			}
+		}
 	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return s
-	}
-	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
-		return scheme + "://" + user + ":***@" + host
-	}
-	return s
+	return m
 }

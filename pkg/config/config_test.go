@@ -218,19 +218,6 @@ func TestHTTPListenOff(t *testing.T) {
 	}
 }
 
-func TestPublicHasNoSecret(t *testing.T) {
-	c, err := Load(writeEnv(t, ""), env(map[string]string{"DLS_ADMIN_TOKEN": "s3cret", "DATABASE": "postgresql://dls:hunter2@db/dls"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range c.Public() {
-		s, _ := v.(string)
-		if strings.Contains(s, "s3cret") || strings.Contains(s, "hunter2") {
-			t.Errorf("%s leaks a secret: %q", k, s)
-		}
-	}
-}
-
 // TestSystemdEnvironmentFileCopy: under the packaged unit systemd has already
 // copied the env file into the process environment, reading it its own way.
 // Those copies must not override the file's (godotenv's) reading, while a
