@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "client-token":
 		err = clientToken(*envFile, lookupEnv, stdout)
 	case "health":
-		err = health(ctx, *envFile, lookupEnv, stdout)
+		err = probeHealth(ctx, *envFile, lookupEnv, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -254,7 +254,7 @@ func clientToken(envFile string, lookupEnv func(string) (string, bool), stdout i
 // at their own timeout (30 s by default) anyway.
 const healthTimeout = 10 * time.Second
 
-func health(ctx context.Context, envFile string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
+func probeHealth(ctx context.Context, envFile string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
 	cfg, err := config.Load(envFile, lookupEnv)
 	if err != nil {
 		return err
