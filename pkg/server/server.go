@@ -284,8 +284,7 @@ loop:
 	}
 	wg.Wait()
 	cfg.Listeners.Close() // Serve closed them already; this covers a multiListener's members too
-	log.Info("stopped")
-	return err
+	return err // the caller logs "stopped" once its own resources are closed
 }
 
 func newHTTPServer(cfg *Config, h http.Handler, log *slog.Logger) *http.Server {
