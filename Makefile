@@ -4,7 +4,10 @@
 GO      ?= go
 PREFIX  ?= /usr
 VERSION ?= $(shell dpkg-parsechangelog -SVersion 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# The commit /status reports; outside a git checkout the binary reports its
+# version instead (see buildCommit in cmd/fastapi-dls).
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin/fastapi-dls
 
 # Local, unprivileged defaults for `make run`: state under ./state, a high port.

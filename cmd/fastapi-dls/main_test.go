@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -241,6 +242,18 @@ func TestServeFromEmptyDirectory(t *testing.T) {
 			if fi.Mode().Perm()&0o077 != 0 {
 				t.Errorf("%s is mode %v, want no group/other access", f, fi.Mode().Perm())
 			}
+		}
+	}
+
+	// /status names a commit: the VCS revision, or the version without one.
+	var st struct{ Status, Version, Commit string }
+	if resp, err := insecureClient().Get(base + "/status"); err != nil {
+		t.Fatal(err)
+	} else {
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Status != "up" || st.Commit == "" {
+			t.Errorf("/status = %+v, %v; want up with a commit", st, err)
 		}
 	}
 

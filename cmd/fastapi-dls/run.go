@@ -162,7 +162,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		RootCertPEM: protocol.CertificatePEM(keys.RootCert) + "\n",
 		Logger:      log,
 		Version:     version,
-		Commit:      commit,
+		Commit:      buildCommit(),
 	})
 	if err != nil {
 		return err
