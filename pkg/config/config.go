@@ -150,10 +150,11 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	p.addr("DLS_LISTEN", c.Listen, false)
 	c.HTTPListen = p.str("DLS_HTTP_LISTEN", ":80")
 	p.addr("DLS_HTTP_LISTEN", c.HTTPListen, true)
-	c.TLSCert = p.path("DLS_TLS_CERT", "/etc/fastapi-dls/webserver.crt")
-	c.TLSKey = p.path("DLS_TLS_KEY", "/etc/fastapi-dls/webserver.key")
-	c.DB = p.path("DLS_DB", "/var/lib/fastapi-dls/dls.db")
-	c.CertPath = p.path("CERT_PATH", "/var/lib/fastapi-dls/cert")
+	// The package layout is named once, in Settings (and checked against the unit).
+	c.TLSCert = p.path("DLS_TLS_CERT", tableDefault("DLS_TLS_CERT"))
+	c.TLSKey = p.path("DLS_TLS_KEY", tableDefault("DLS_TLS_KEY"))
+	c.DB = p.path("DLS_DB", tableDefault("DLS_DB"))
+	c.CertPath = p.path("CERT_PATH", tableDefault("CERT_PATH"))
 	c.InstanceKey = p.str("INSTANCE_KEY_RSA", "")
 	c.InstancePub = p.str("INSTANCE_KEY_PUB", "")
 
@@ -196,6 +197,17 @@ func lookupFirst(lookupEnv func(string) (string, bool), file map[string]string, 
 	}
 	v, ok := file[name]
 	return strings.TrimSpace(v), ok
+}
+
+// tableDefault returns the default Settings gives name. A name missing from
+// the table is a programming error that every test run catches at once.
+func tableDefault(name string) string {
+	for _, s := range Settings {
+		if s.Name == name {
+			return s.Default
+		}
+	}
+	panic("config: no setting " + name + " in Settings")
 }
 
 // parser keeps the first error, so Load reads like a list of settings.
