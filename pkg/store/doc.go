@@ -1,5 +1,10 @@
 // Package store keeps the licence server's state — guest origins and their
-// leases — in one bbolt file, and is the only package that touches bbolt.
+// leases — in one bbolt file ([DB], one node, the default), or in a
+// PostgreSQL database that several nodes share ([PG]). It is the only package
+// that touches bbolt or PostgreSQL. Both implement [Store] with the same
+// semantics and sentinel errors; storetest.Conformance holds them to it.
+// [PG] migrates its schema itself (migrations/*.sql, embedded) and bounds
+// every operation by a timeout.
 //
 // A [DB] is opened once per process with [Open]. Its small typed API hides
 // every transaction: nothing exported takes or returns a bbolt transaction, a

@@ -3,8 +3,10 @@
 package storetest
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
@@ -23,5 +25,19 @@ func Open(t testing.TB) *store.DB {
 			t.Errorf("storetest: %v", err)
 		}
 	})
+	return db
+}
+
+// OpenPG opens the PostgreSQL store at url (a pgtest database) and closes
+// it when the test ends.
+func OpenPG(t testing.TB, url string) *store.PG {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := store.OpenPostgres(ctx, url, 0)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
 	return db
 }
