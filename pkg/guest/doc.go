@@ -2,7 +2,7 @@
 // NVIDIA Display Container on Windows) talking to a DLS licence server, and
 // checks every byte rule of the wire protocol the server must honour.
 //
-// It is written from the protocol description alone (docs: PROTOCOL.md) and
+// It is written from the protocol description alone (docs/PROTOCOL.md) and
 // imports nothing of the server, so that it can prove the server right rather
 // than agree with it. A [Guest] walks the journey step by step — client
 // configuration token, origin registration, auth code and token, leases,

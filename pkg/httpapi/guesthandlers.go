@@ -11,7 +11,7 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
-// The guest protocol, in the order a guest walks it (PROTOCOL.md).
+// The guest protocol, in the order a guest walks it (docs/PROTOCOL.md §7).
 
 func (a *API) clientToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	now := a.now()

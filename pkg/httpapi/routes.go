@@ -15,7 +15,7 @@ const shutdownPath = "/leasing/v1/lessor/shutdown"
 // routes is the whole HTTPS surface, guest protocol first, then the operator API.
 func (a *API) routes() []route {
 	return []route{
-		// Guest protocol (PROTOCOL.md).
+		// Guest protocol (docs/PROTOCOL.md).
 		{method: http.MethodGet, path: "/-/client-token", handle: a.clientToken, summary: "Download a client configuration token"},
 		{method: http.MethodGet, path: "/client-token", handle: a.clientToken, summary: "Client token (FastAPI-DLS 1.0 path)"},
 		{method: http.MethodPost, path: "/auth/v1/origin", handle: a.registerOrigin, summary: "Register an origin (guest)"},

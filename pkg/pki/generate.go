@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Key sizes and validity of a generated key set, as PROTOCOL.md fixes them.
+// Key sizes and validity of a generated key set, as docs/PROTOCOL.md fixes them.
 const (
 	rootKeyBits = 4096
 	caKeyBits   = 4096

@@ -262,7 +262,7 @@ func load(opts Options) (*KeySet, error) {
 
 // LoadOrCreate is [Load], except that when none of the files exists (and
 // only then) it generates a new set: RSA-4096 root and CA keys, an RSA-2048 SI
-// key (or the LegacyKey file's key), and their certificates, as PROTOCOL.md
+// key (or the LegacyKey file's key), and their certificates, as docs/PROTOCOL.md
 // specifies. It then returns the new set and the paths it created, in creation
 // order. Dir is created with mode 0700 if missing. Generation takes seconds.
 //

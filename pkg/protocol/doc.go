@@ -3,5 +3,5 @@
 // the exact time formats, compact JSON with non-ASCII escaped, the
 // X-NLS-Signature header, and the JWTs (client token, auth code, auth token,
 // config token). It knows nothing of HTTP servers or storage; package httpapi
-// drives it. See ../../../shared/PROTOCOL.md for the contract.
+// drives it. See docs/PROTOCOL.md for the contract.
 package protocol

@@ -2,7 +2,7 @@ package protocol
 
 import "strings"
 
-// features maps a product name to its first feature, per PROTOCOL.md.
+// features maps a product name to its first feature, per docs/PROTOCOL.md §8.
 var features = map[string]string{
 	"NVIDIA Virtual Applications":            "GRID-Virtual-Apps",
 	"GRID Virtual Applications":              "GRID-Virtual-Apps",

@@ -312,7 +312,7 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-// TestAuthTokenWithoutIssuer: PROTOCOL.md asks for RS256 with our key and a
+// TestAuthTokenWithoutIssuer: docs/PROTOCOL.md asks for RS256 with our key and a
 // checked exp, nothing about iss; such a token is a bearer.
 func TestAuthTokenWithoutIssuer(t *testing.T) {
 	id := testIdentity(t)

@@ -1,5 +1,5 @@
 // Package guesttest provides a minimal fake DLS server, written from
-// PROTOCOL.md for the tests of package guest and of dls-guest. It is no
+// docs/PROTOCOL.md for the tests of package guest and of dls-guest. It is no
 // reference: the real server must pass guest.Journey on its own. [Start] can
 // make the fake break one rule on purpose, to prove that a check bites.
 package guesttest
@@ -87,7 +87,7 @@ func testPKI() *fakePKI {
 	return pkiVal
 }
 
-// fake is a minimal DLS server written for these tests from PROTOCOL.md.
+// fake is a minimal DLS server written for these tests from docs/PROTOCOL.md.
 // fault names one deliberate deviation, to prove a check bites.
 type fake struct {
 	pki     *fakePKI
