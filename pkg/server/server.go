@@ -284,7 +284,8 @@ loop:
 	}
 	wg.Wait()
 	cfg.Listeners.Close() // Serve closed them already; this covers a multiListener's members too
-	return err // the caller logs "stopped" once its own resources are closed
+	// The caller logs "stopped", once its own resources are closed.
+	return err
 }
 
 func newHTTPServer(cfg *Config, h http.Handler, log *slog.Logger) *http.Server {
