@@ -6,6 +6,8 @@
 //	dls-guest -url … -state file register-and-lease
 //	dls-guest renew -state file
 //	dls-guest release -state file
+//	dls-guest load -url … [-mode journey|renew|storm] [-guests n] [-duration d] [-count n] [-pid pid | -exec cmdline]
+//	dls-guest rsa
 //
 // journey prints one line per step. Exit status: 0 success, 1 a protocol
 // violation or failed request (printed on stderr), 2 bad usage.
@@ -35,6 +37,7 @@ func main() {
 }
 
 const usage = `usage: dls-guest [flags] journey|register-and-lease|renew|release [flags]
+       dls-guest load|rsa [flags]   (dls-guest load -h)
 
   journey             the whole guest journey, one line per step
   register-and-lease  client token, register, code, token, one lease;
@@ -46,6 +49,14 @@ flags:
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "load":
+			return runLoad(ctx, args[1:], stdout, stderr)
+		case "rsa":
+			return runRSA(args[1:], stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("dls-guest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }

@@ -31,6 +31,9 @@ func TestUsage(t *testing.T) {
 		{"renew without state", []string{"renew"}, "renew needs -state"},
 		{"extra argument", []string{"-url", "https://x", "journey", "more"}, "unexpected arguments"},
 		{"bad flag", []string{"-nope"}, "flag provided but not defined"},
+		{"load without url", []string{"load"}, "load: needs -url"},
+		{"load off loopback", []string{"load", "-url", "https://192.0.2.1"}, "not a loopback address (refused"},
+		{"load pid and exec", []string{"load", "-url", "https://127.0.0.1", "-pid", "1", "-exec", "x"}, "exclude each other"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,5 +93,17 @@ func TestStateVerbs(t *testing.T) {
 	code, _, stderr = runCLI(t, "-insecure", "renew", "-state", state)
 	if code != 1 || !strings.Contains(stderr, "holds no lease") {
 		t.Fatalf("renew after release = %d, stderr %q", code, stderr)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	g := guesttest.Start(t, "")
+	code, out, stderr := runCLI(t, "load", "-url", g.BaseURL, "-insecure", "-mode", "journey", "-guests", "2", "-count", "3", "-duration", "1m")
+	if code != 0 {
+		t.Fatalf("load = %d, stderr %q", code, stderr)
+	}
+	if !strings.Contains(out, "\nresult mode=journey guests=2 ops=3 errors=0 ") {
+		t.Errorf("load printed %q", out)
 	}
 }
