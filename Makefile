@@ -15,6 +15,7 @@ RUN_STATE ?= $(CURDIR)/state
 RUN_PORT  ?= 8443
 RUN_HTTP  ?= 127.0.0.1:8080
 
+.PHONY: image image-test
 .PHONY: all build readme run test system-test root-check deps unit fmt-check vet lint golden e2e units-check deb lintian deb-test bench fuzz soak clean
 
 all: build
@@ -73,6 +74,26 @@ readme:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The container image (.ci/image/Containerfile): FROM scratch, the static
+# binary built here and passwd/group for its user, staged in bin/image (the
+# build context: nothing else of the tree goes in). --format docker keeps the
+# HEALTHCHECK (OCI images have none); --pull=never: there is no base to pull.
+PODMAN ?= podman
+IMAGE  ?= localhost/fastapi-dls:$(VERSION)
+IMAGE_FORMAT ?= docker
+
+image: build
+	rm -rf bin/image
+	mkdir -p bin/image/empty
+	cp $(BIN) bin/image/fastapi-dls
+	printf 'root:x:0:0:root:/:/nonexistent\nfastapi-dls:x:65532:65532:fastapi-dls:/var/lib/fastapi-dls:/nonexistent\n' >bin/image/passwd
+	printf 'root:x:0:\nfastapi-dls:x:65532:\n' >bin/image/group
+	chmod 0644 bin/image/passwd bin/image/group
+	chmod 0750 bin/image/empty
+	$(PODMAN) build --pull=never --format $(IMAGE_FORMAT) --label org.opencontainers.image.version=$(VERSION) \
+	  -f .ci/image/Containerfile -t $(IMAGE) bin/image
+	@$(PODMAN) image inspect --format '{{.Id}} {{.Size}} bytes' $(IMAGE)
 
 # Debian package (debian/). dpkg-buildpackage writes into ..; deb moves the
 # results to dist/. Build-Depends says golang-go | golang-any, but bookworm's
