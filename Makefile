@@ -15,8 +15,7 @@ RUN_STATE ?= $(CURDIR)/state
 RUN_PORT  ?= 8443
 RUN_HTTP  ?= 127.0.0.1:8080
 
-.PHONY: image image-test
-.PHONY: all build readme run test system-test root-check deps unit fmt-check vet lint golden e2e units-check deb lintian deb-test bench fuzz soak clean
+.PHONY: all build readme run test system-test root-check deps unit fmt-check vet lint golden e2e image image-test units-check deb lintian deb-test bench fuzz soak clean
 
 all: build
 
@@ -33,12 +32,13 @@ run: build
 
 # test is the README's test command and what .ci/run calls: the Go tests
 # (-race), then the system tests: the daemon under a real systemd in an
-# nspawn box (e2e), the Debian package built, linted and installed, upgraded
+# nspawn box (e2e), the container image under podman (image-test), the Debian
+# package built, linted and installed, upgraded
 # and purged in boxes (deb, lintian, deb-test). The system tests need root;
 # `make unit` runs the Go tests alone without it.
 test: deps fmt-check vet lint unit system-test
 
-system-test: root-check units-check e2e
+system-test: root-check units-check e2e image-test
 	DEB_BUILD_OPTIONS=nocheck $(MAKE) deb
 	$(MAKE) lintian deb-test
 
@@ -94,6 +94,11 @@ image: build
 	$(PODMAN) build --pull=never --format $(IMAGE_FORMAT) --label org.opencontainers.image.version=$(VERSION) \
 	  -f .ci/image/Containerfile -t $(IMAGE) bin/image
 	@$(PODMAN) image inspect --format '{{.Id}} {{.Size}} bytes' $(IMAGE)
+
+# The image under podman (installed when missing), with host networking on a
+# loopback port of its own; see .ci/e2e-image. Needs root.
+image-test:
+	./.ci/e2e-image
 
 # Debian package (debian/). dpkg-buildpackage writes into ..; deb moves the
 # results to dist/. Build-Depends says golang-go | golang-any, but bookworm's
