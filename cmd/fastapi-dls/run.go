@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/pki"
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 	"github.com/fastapi-dls/fastapi-dls/pkg/server"
-	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
 const usage = `usage: fastapi-dls [serve|init|client-token|health|version] [-env FILE]
@@ -121,8 +119,16 @@ func ensureKeys(cfg *config.Config, log *slog.Logger) (*pki.KeySet, error) {
 func identity(cfg *config.Config, keys *pki.KeySet) *protocol.Identity {
 	return &protocol.Identity{
 		InstanceRef: cfg.InstanceRef, AllotmentRefs: cfg.AllotmentRef, SiteKeyXID: cfg.SiteKeyXID,
-		URL: cfg.URL, Port: cfg.Port, Key: keys.SIKey, SICert: keys.SICert, CACert: keys.CACert,
+		URL: cfg.URL, Port: cfg.Port, Nodes: nodes(cfg.Nodes), Key: keys.SIKey, SICert: keys.SICert, CACert: keys.CACert,
 	}
+}
+
+func nodes(ns []config.Node) []protocol.Node {
+	out := make([]protocol.Node, len(ns))
+	for i, n := range ns {
+		out[i] = protocol.Node{Host: n.Host, Port: n.Port}
+	}
+	return out
 }
 
 func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, bool), stderr io.Writer) error {
@@ -139,20 +145,19 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		log.Warn("running as root; the packaged service runs as the fastapi-dls user")
 	}
 
-	// A first start generates RSA-4096 keys: ask systemd for the time.
-	_ = server.ExtendTimeout(2 * time.Minute)
-	keys, err := ensureKeys(cfg, log)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o750); err != nil {
-		return fmt.Errorf("create database directory: %w", err)
-	}
-	db, err := store.Open(cfg.DB)
+	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	log.Info("store open", slog.String("store", db.Path()))
+
+	// A first start generates RSA-4096 keys: ask systemd for the time.
+	_ = server.ExtendTimeout(2 * time.Minute)
+	keys, err := keysFor(cfg, db, log)
+	if err != nil {
+		return err
+	}
 
 	hc := health.New(health.Config{Check: db.Check, Logger: log})
 	api, err := httpapi.New(httpapi.Config{
@@ -206,6 +211,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		KeyFile:         cfg.TLSKey,
 		LoadCertificate: pki.LoadWebserverCert,
 		Health:          hc,
+		HealthGrace:     outageGrace(cfg),
 		Jobs:            jobs,
 		Status:          api.StatusLine,
 		Logger:          log,
@@ -225,7 +231,17 @@ func initKeys(envFile string, lookupEnv func(string) (string, bool), stdout, std
 	if err != nil {
 		return err
 	}
-	_, err = ensureKeys(cfg, newLogger(cfg, stderr))
+	log := newLogger(cfg, stderr)
+	if cfg.Store == "" {
+		_, err = ensureKeys(cfg, log)
+		return err
+	}
+	db, err := openStore(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = keysFor(cfg, db, log)
 	return err
 }
 

@@ -46,6 +46,12 @@ type Config struct {
 	Debug       bool
 	Database    string // FastAPI-DLS DATABASE URL, kept for import
 
+	// Store is the PostgreSQL URL of DLS_STORE (or of a postgresql://
+	// DATABASE when DLS_STORE is empty); "" = the bbolt file DB.
+	Store       string
+	StoreOutage time.Duration // DLS_STORE_OUTAGE
+	Nodes       []Node        // DLS_NODES; never empty: DLS_URL:DLS_PORT alone by default
+
 	// Unknown lists DLS_-prefixed names in the env file that are no setting
 	// (likely typos); the caller logs them.
 	Unknown []string
@@ -76,6 +82,8 @@ var (
 	errAddr      = errors.New("not a listen address such as :443 or 127.0.0.1:8443")
 	errZeroTotal = errors.New("days and hours add up to zero")
 	errEmpty     = errors.New("must not be empty")
+	errStoreURL  = errors.New("not a postgres:// or postgresql:// URL (leave it empty for the bbolt file DLS_DB)")
+	errNode      = errors.New("not a host or host:port")
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -179,6 +187,20 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	c.AdminToken = p.str("DLS_ADMIN_TOKEN", "")
 	c.Debug = p.boolean("DEBUG", false)
 	c.Database = p.str("DATABASE", "")
+	c.Store = p.str("DLS_STORE", "")
+	switch {
+	case c.Store != "" && !isPostgresURL(c.Store):
+		p.fail("DLS_STORE", redactURL(c.Store), errStoreURL)
+	case c.Store == "" && isPostgresURL(c.Database):
+		c.Store = c.Database
+	}
+	c.StoreOutage = p.duration("DLS_STORE_OUTAGE", 5*time.Minute, true)
+	for _, n := range p.list("DLS_NODES", "") {
+		c.Nodes = append(c.Nodes, p.node("DLS_NODES", n, c.Port))
+	}
+	if len(c.Nodes) == 0 {
+		c.Nodes = []Node{{Host: c.URL, Port: c.Port}}
+	}
 
 	if p.err != nil {
 		return nil, p.err
@@ -208,6 +230,51 @@ func tableDefault(name string) string {
 		}
 	}
 	panic("config: no setting " + name + " in Settings")
+}
+
+// Node is one entry of the client token's node_url_list.
+type Node struct {
+	Host string
+	Port int
+}
+
+func (n Node) String() string { return net.JoinHostPort(n.Host, strconv.Itoa(n.Port)) }
+
+func nodeStrings(ns []Node) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.String()
+	}
+	return out
+}
+
+// isPostgresURL reports postgres://… or postgresql://… (also SQLAlchemy's
+// postgresql+driver://…), as store.IsPostgresURL does.
+func isPostgresURL(s string) bool {
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok {
+		return false
+	}
+	scheme, _, _ = strings.Cut(strings.ToLower(scheme), "+")
+	return scheme == "postgres" || scheme == "postgresql"
+}
+
+// node parses one DLS_NODES entry: host, host:port or [v6]:port.
+func (p *parser) node(key, v string, defPort int) Node {
+	host, port := v, defPort
+	if h, ps, err := net.SplitHostPort(v); err == nil {
+		n, err := strconv.Atoi(ps)
+		if err != nil || n < 1 || n > 65535 {
+			p.fail(key, v, errNode)
+		}
+		host, port = h, n
+	} else if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		host = v[1 : len(v)-1]
+	}
+	if host == "" || strings.ContainsAny(host, "/ @[]") {
+		p.fail(key, v, errNode)
+	}
+	return Node{Host: host, Port: port}
 }
 
 // parser keeps the first error, so Load reads like a list of settings.
@@ -384,6 +451,9 @@ func (c *Config) Public() map[string]any {
 		"CORS_ORIGINS":         redactAll(c.CORSOrigins),
 		"DEBUG":                c.Debug,
 		"DATABASE":             redactURL(c.Database),
+		"DLS_STORE":            redactURL(c.Store),
+		"DLS_STORE_OUTAGE":     c.StoreOutage.String(),
+		"DLS_NODES":            nodeStrings(c.Nodes),
 		"DLS_ADMIN_TOKEN_SET":  c.AdminToken != "",
 	}
 	// The admin token is never shown, even where an admin pasted it into another setting.

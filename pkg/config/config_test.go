@@ -38,6 +38,7 @@ func TestDefaults(t *testing.T) {
 		TokenExpire:  24 * time.Hour, LeaseExpire: 90 * 24 * time.Hour,
 		LeaseRenewalPeriod: 0.15, LeaseGrace: 24 * time.Hour,
 		CORSOrigins: []string{"https://localhost"},
+		StoreOutage: 5 * time.Minute, Nodes: []Node{{Host: "localhost", Port: 443}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -264,5 +265,53 @@ func TestRefsVerbatim(t *testing.T) {
 	}
 	if c.InstanceRef != "ABCDEF01-2345-6789-ABCD-EF0123456789" || c.SiteKeyXID != c.InstanceRef {
 		t.Errorf("refs changed: %q %q", c.InstanceRef, c.SiteKeyXID)
+	}
+}
+
+func TestStoreAndNodes(t *testing.T) {
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wantStore string
+		wantNodes []Node
+		wantErr   string // setting named in the error
+	}{
+		{"bbolt by default", nil, "", []Node{{"localhost", 443}}, ""},
+		{"DLS_STORE", map[string]string{"DLS_STORE": "postgres://dls:pw@db1/dls"}, "postgres://dls:pw@db1/dls", nil, ""},
+		{"FastAPI-DLS DATABASE", map[string]string{"DATABASE": "postgresql://dls:pw@db1/dls"}, "postgresql://dls:pw@db1/dls", nil, ""},
+		{"DATABASE sqlite is no store", map[string]string{"DATABASE": "sqlite:////etc/db.sqlite"}, "", nil, ""},
+		{"DLS_STORE wins", map[string]string{"DLS_STORE": "postgres://a/b", "DATABASE": "postgresql://c/d"}, "postgres://a/b", nil, ""},
+		{"DLS_STORE not a URL", map[string]string{"DLS_STORE": "/var/lib/x.db"}, "", nil, "DLS_STORE"},
+		{"nodes", map[string]string{"DLS_PORT": "8443", "DLS_NODES": "dls1.example, 10.0.0.2:9443,[fd00::3]"},
+			"", []Node{{"dls1.example", 8443}, {"10.0.0.2", 9443}, {"fd00::3", 8443}}, ""},
+		{"node with bad port", map[string]string{"DLS_NODES": "a:0"}, "", nil, "DLS_NODES"},
+		{"node with a path", map[string]string{"DLS_NODES": "https://a"}, "", nil, "DLS_NODES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(writeEnv(t, ""), env(tt.env))
+			if tt.wantErr != "" {
+				var e *Error
+				if !errors.As(err, &e) || e.Key != tt.wantErr {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "pw") {
+					t.Errorf("error shows the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Store != tt.wantStore {
+				t.Errorf("Store = %q, want %q", c.Store, tt.wantStore)
+			}
+			if tt.wantNodes != nil && !reflect.DeepEqual(c.Nodes, tt.wantNodes) {
+				t.Errorf("Nodes = %v, want %v", c.Nodes, tt.wantNodes)
+			}
+			if pub, _ := c.Public()["DLS_STORE"].(string); strings.Contains(pub, "pw") {
+				t.Errorf("/-/config shows the store password: %q", pub)
+			}
+		})
 	}
 }

@@ -34,7 +34,10 @@ var Settings = []Setting{
 	{"CORS_ORIGINS", "https://<DLS_URL>", "Comma-separated origins allowed by CORS."},
 	{"DLS_ADMIN_TOKEN", "", "Bearer token that lets non-loopback callers use the operator API; empty = loopback only."},
 	{"DEBUG", "false", "Log at debug level (true/false, yes/no, on/off, 1/0)."},
-	{"DATABASE", "", "FastAPI-DLS SQLAlchemy URL (e.g. sqlite:////etc/fastapi-dls/db.sqlite); read only by a later import, not used by serve."},
+	{"DLS_STORE", "", "Where origins and leases live: empty = the bbolt file DLS_DB (one node); postgres://user:password@host:5432/db = a PostgreSQL database that several nodes share (see Running two nodes). A FastAPI-DLS DATABASE=postgresql://… is used when this is empty."},
+	{"DLS_STORE_OUTAGE", "5m", "How long the daemon rides out an unreachable PostgreSQL store (requests get 503, /-/health says why, the watchdog is still fed); past it the watchdog lets systemd restart the daemon (Go duration). Not used with bbolt."},
+	{"DLS_NODES", "", "Comma-separated host or host:port of every node, in the order guests try them; the client token lists them all in node_url_list (idx 0, 1, …). Empty = DLS_URL and DLS_PORT alone."},
+	{"DATABASE", "", "FastAPI-DLS SQLAlchemy URL (e.g. sqlite:////etc/fastapi-dls/db.sqlite); read by `import`; a postgresql:// URL is the store when DLS_STORE is empty."},
 }
 
 // legacyAliases maps settings of other FastAPI-DLS packagings (the Arch

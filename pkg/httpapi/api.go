@@ -19,7 +19,7 @@ import (
 // Config is what [New] needs. Identity, Store and Settings are required.
 type Config struct {
 	Identity    *protocol.Identity
-	Store       *store.DB
+	Store       store.Store
 	Settings    *config.Config
 	RootCertPEM string       // served at /-/config/root-certificate
 	Logger      *slog.Logger // nil = discard
@@ -32,7 +32,7 @@ type Config struct {
 // API is the HTTP face of the licence server. It is safe for concurrent use.
 type API struct {
 	id      *protocol.Identity
-	db      *store.DB
+	db      store.Store
 	cfg     *config.Config
 	rootPEM string
 	log     *slog.Logger

@@ -23,9 +23,12 @@ type Identity struct {
 	SiteKeyXID    string
 	URL           string // DLS_URL
 	Port          int    // DLS_PORT
-	Key           *rsa.PrivateKey
-	SICert        *x509.Certificate
-	CACert        *x509.Certificate
+	// Nodes are the nodes of a cluster (DLS_NODES), listed in the client
+	// token's node_url_list in this order; empty = URL and Port alone.
+	Nodes  []Node
+	Key    *rsa.PrivateKey
+	SICert *x509.Certificate
+	CACert *x509.Certificate
 }
 
 // Token issuers and audiences, as FastAPI-DLS sets them.
@@ -102,7 +105,7 @@ func (id *Identity) ClientToken(now time.Time, jti string) (string, error) {
 	for i, ref := range id.AllotmentRefs {
 		scopes[i] = ref
 	}
-	url := id.URL
+	portSets, nodes := id.nodeLists()
 	return id.sign(map[string]any{
 		"jti":                        jti,
 		"iss":                        instanceIssuer,
@@ -116,20 +119,46 @@ func (id *Identity) ClientToken(now time.Time, jti string) (string, error) {
 		"fulfillment_class_ref_list": []any{},
 		"service_instance_configuration": map[string]any{
 			"nls_service_instance_ref": id.InstanceRef,
-			"svc_port_set_list": []any{map[string]any{
-				"idx":    0,
-				"d_name": "DLS",
-				"svc_port_map": []any{
-					map[string]any{"service": "auth", "port": id.Port},
-					map[string]any{"service": "lease", "port": id.Port},
-				},
-			}},
-			"node_url_list": []any{map[string]any{
-				"idx": 0, "url": url, "url_qr": url, "svc_port_set_idx": 0,
-			}},
+			"svc_port_set_list":        portSets,
+			"node_url_list":            nodes,
 		},
 		"service_instance_public_key_configuration": id.publicKeyConfiguration(),
 	}, false)
+}
+
+// Node is one node of a cluster: the host guests connect to and its port.
+type Node struct {
+	Host string
+	Port int
+}
+
+// nodeLists builds svc_port_set_list (one set per distinct port, in order of
+// first use) and node_url_list (idx 0, 1, … in the order of id.Nodes), as
+// NVIDIA's two-node cluster lists its nodes. Without Nodes it is the single
+// node URL:Port, as FastAPI-DLS sends it.
+func (id *Identity) nodeLists() (portSets, nodes []any) {
+	ns := id.Nodes
+	if len(ns) == 0 {
+		ns = []Node{{Host: id.URL, Port: id.Port}}
+	}
+	setOf := map[int]int{}
+	for i, n := range ns {
+		set, ok := setOf[n.Port]
+		if !ok {
+			set = len(portSets)
+			setOf[n.Port] = set
+			portSets = append(portSets, map[string]any{
+				"idx":    set,
+				"d_name": "DLS",
+				"svc_port_map": []any{
+					map[string]any{"service": "auth", "port": n.Port},
+					map[string]any{"service": "lease", "port": n.Port},
+				},
+			})
+		}
+		nodes = append(nodes, map[string]any{"idx": i, "url": n.Host, "url_qr": n.Host, "svc_port_set_idx": set})
+	}
+	return portSets, nodes
 }
 
 // ClientTokenFilename is the attachment name FastAPI-DLS gives a client token.

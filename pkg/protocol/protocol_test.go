@@ -389,3 +389,35 @@ func TestClientTokenClaims(t *testing.T) {
 		t.Errorf("exp is not iat + 12 years")
 	}
 }
+
+// A cluster's token lists every node, idx 0, 1, … in DLS_NODES order, with
+// one port set per distinct port.
+func TestClientTokenNodes(t *testing.T) {
+	id := testIdentity(t)
+	id.Nodes = []Node{{"dls1.example", 443}, {"dls2.example", 8443}, {"10.0.0.3", 443}}
+	ct, err := id.ClientToken(fixed, "jti-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(ct, ".")[1])
+	var c struct {
+		SIC struct {
+			SvcPortSetList json.RawMessage `json:"svc_port_set_list"`
+			NodeURLList    json.RawMessage `json:"node_url_list"`
+		} `json:"service_instance_configuration"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	wantSets := `[{"d_name":"DLS","idx":0,"svc_port_map":[{"port":443,"service":"auth"},{"port":443,"service":"lease"}]},` +
+		`{"d_name":"DLS","idx":1,"svc_port_map":[{"port":8443,"service":"auth"},{"port":8443,"service":"lease"}]}]`
+	wantNodes := `[{"idx":0,"svc_port_set_idx":0,"url":"dls1.example","url_qr":"dls1.example"},` +
+		`{"idx":1,"svc_port_set_idx":1,"url":"dls2.example","url_qr":"dls2.example"},` +
+		`{"idx":2,"svc_port_set_idx":0,"url":"10.0.0.3","url_qr":"10.0.0.3"}]`
+	if string(c.SIC.SvcPortSetList) != wantSets {
+		t.Errorf("svc_port_set_list:\n got %s\nwant %s", c.SIC.SvcPortSetList, wantSets)
+	}
+	if string(c.SIC.NodeURLList) != wantNodes {
+		t.Errorf("node_url_list:\n got %s\nwant %s", c.SIC.NodeURLList, wantNodes)
+	}
+}

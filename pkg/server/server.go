@@ -56,6 +56,10 @@ type Config struct {
 	// pings, and systemd restarts us. An unsynchronised clock shows in STATUS= but does not stop the pings.
 	// nil means always healthy.
 	Health *health.Checker
+	// HealthGrace is how long the watchdog is still fed while fresh checks fail, so that a store that is
+	// briefly unreachable (a PostgreSQL failover or restart) costs 503s but no restart; past it the pings stop
+	// and systemd restarts us. A checker that stops checking stops the pings at once. 0 means no grace.
+	HealthGrace time.Duration
 	// HealthEvery is the period of the health checks; 0 means [health.DefaultEvery].
 	HealthEvery time.Duration
 	// Jobs run periodically while serving.
@@ -219,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	notify(daemon.SdNotifyReady + "\nSTATUS=" + status())
 
 	if wd > 0 {
-		wg.Go(func() { watchdog(bg, wd, cfg.Health, 2*every, log, notify) })
+		wg.Go(func() { watchdog(bg, wd, cfg.Health, 2*every, cfg.HealthGrace, log, notify) })
 	}
 	for _, j := range cfg.Jobs {
 		wg.Go(func() { runJob(bg, j, log) })
@@ -331,23 +335,43 @@ func healthStatus(h *health.Checker) string {
 	return s
 }
 
-// watchdog sends WATCHDOG=1 every d/2 while the checker's latest result passed and is at most maxAge old. It
-// never checks anything itself, so no request load can delay it; a check that hangs is the checker's failure.
-func watchdog(ctx context.Context, d time.Duration, h *health.Checker, maxAge time.Duration, log *slog.Logger,
+// watchdog sends WATCHDOG=1 every d/2 while the checker's latest result passed and is at most maxAge old, or
+// has failed for less than grace (but is fresh). It never checks anything itself, so no request load can delay
+// it; a check that hangs is the checker's failure.
+func watchdog(ctx context.Context, d time.Duration, h *health.Checker, maxAge, grace time.Duration, log *slog.Logger,
 	notify func(string)) {
 	t := time.NewTicker(d / 2)
 	defer t.Stop()
 	stale := false
+	var failingSince time.Time // zero while checks pass
+	gaveUp := false
 	for {
 		ok := true
 		if h != nil {
+			now := time.Now()
 			r := h.Latest()
-			ok = r.Healthy(time.Now(), maxAge)
+			ok = r.Healthy(now, maxAge)
 			// The checker logs its failures; a result gone stale means the checker itself stopped.
 			if isStale := r.Err == nil && !ok; isStale != stale {
 				stale = isStale
 				if stale {
-					log.Error("health result stale, withholding watchdog pings", "age", r.Age(time.Now()))
+					log.Error("health result stale, withholding watchdog pings", "age", r.Age(now))
+				}
+			}
+			switch {
+			case r.Err == nil:
+				failingSince, gaveUp = time.Time{}, false
+			case failingSince.IsZero():
+				failingSince = now
+			}
+			fresh := !r.Checked.IsZero() && r.Age(now) <= maxAge
+			if !ok && r.Err != nil && fresh && grace > 0 {
+				if now.Sub(failingSince) < grace {
+					ok = true
+				} else if !gaveUp {
+					gaveUp = true
+					log.Error("health checks failing for longer than the grace, withholding watchdog pings",
+						"grace", grace, "err", r.Err.Error())
 				}
 			}
 		}

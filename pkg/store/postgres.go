@@ -296,3 +296,53 @@ func checkText(name string, ss ...string) error {
 	}
 	return nil
 }
+
+// ErrKeyMismatch reports that the store names another key set than this
+// node's: the nodes of one store must share one key set (copy CERT_PATH).
+var ErrKeyMismatch = errors.New("store: the store names another key set")
+
+// metaKeySet is the meta key holding the SHA-256 of the SI public key that
+// the nodes of this database sign with.
+const metaKeySet = "si_public_key_sha256"
+
+// KeySet returns the key set fingerprint the store names, "" when none yet.
+func (db *PG) KeySet() (string, error) {
+	ctx, cancel := db.op()
+	defer cancel()
+	var fp string
+	err := db.pool.QueryRow(ctx, "SELECT value FROM meta WHERE key = $1", metaKeySet).Scan(&fp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read key set fingerprint: %w", err)
+	}
+	return fp, nil
+}
+
+// ClaimKeySet records fp as the store's key set when it names none yet (the
+// first node to start wins, atomically), and returns [ErrKeyMismatch] when it
+// names another.
+func (db *PG) ClaimKeySet(fp string) error {
+	if fp == "" {
+		return fmt.Errorf("claim key set: %w: empty fingerprint", ErrInvalid)
+	}
+	ctx, cancel := db.op()
+	defer cancel()
+	var stored string
+	err := db.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO meta (key, value) VALUES ($1, $2)
+			ON CONFLICT (key) DO NOTHING RETURNING value)
+		SELECT value FROM ins UNION ALL SELECT value FROM meta WHERE key = $1`, metaKeySet, fp).Scan(&stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Another node's insert committed after this statement's snapshot
+		// was taken: read it now.
+		err = db.pool.QueryRow(ctx, "SELECT value FROM meta WHERE key = $1", metaKeySet).Scan(&stored)
+	}
+	if err != nil {
+		return fmt.Errorf("claim key set: %w", err)
+	}
+	if stored != fp {
+		return fmt.Errorf("%w: it names %s, this node has %s", ErrKeyMismatch, stored, fp)
+	}
+	return nil
+}

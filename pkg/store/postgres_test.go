@@ -163,3 +163,24 @@ func mustCreatePG(t testing.TB, db store.Store, ls ...store.Lease) {
 		t.Fatalf("CreateLeases: %v", err)
 	}
 }
+
+func TestPGKeySet(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	a, b := storetest.OpenPG(t, url), storetest.OpenPG(t, url)
+	if fp, err := a.KeySet(); err != nil || fp != "" {
+		t.Fatalf("KeySet of a new store = %q, %v", fp, err)
+	}
+	if err := a.ClaimKeySet("aaaa"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ClaimKeySet("aaaa"); err != nil {
+		t.Errorf("the same key set from a second node: %v", err)
+	}
+	if err := b.ClaimKeySet("bbbb"); !errors.Is(err, store.ErrKeyMismatch) {
+		t.Errorf("another key set: %v, want ErrKeyMismatch", err)
+	}
+	if fp, err := b.KeySet(); err != nil || fp != "aaaa" {
+		t.Errorf("KeySet = %q, %v; want aaaa", fp, err)
+	}
+}

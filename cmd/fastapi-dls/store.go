@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/config"
+	"github.com/fastapi-dls/fastapi-dls/pkg/pki"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store"
+)
+
+// openTimeout bounds connecting to and migrating a PostgreSQL store at start.
+const openTimeout = 30 * time.Second
+
+// openStore opens the configured store: PostgreSQL when DLS_STORE (or a
+// postgresql:// DATABASE) names one, else the bbolt file DLS_DB.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	if cfg.Store != "" {
+		ctx, cancel := context.WithTimeout(ctx, openTimeout)
+		defer cancel()
+		return store.OpenPostgres(ctx, cfg.Store, 0)
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o750); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	return store.Open(cfg.DB)
+}
+
+// keysFor returns this node's key set, creating what is missing, and makes
+// sure that it is the one a shared (PostgreSQL) store names: the first node
+// records its fingerprint; a node whose keys are missing or differ refuses,
+// so that no node ever signs with a second key set that guests would reject.
+// A bbolt store belongs to one node and records nothing.
+func keysFor(cfg *config.Config, db store.Store, log *slog.Logger) (*pki.KeySet, error) {
+	pg, shared := db.(*store.PG)
+	if !shared {
+		return ensureKeys(cfg, log)
+	}
+	named, err := pg.KeySet()
+	if err != nil {
+		return nil, err
+	}
+	if named != "" {
+		if _, err := pki.Load(pkiOptions(cfg)); err != nil {
+			return nil, fmt.Errorf("the store already names a key set (SI public key sha256 %s) but this node has none to match: %w; "+
+				"copy CERT_PATH from a node of this store (README: Running two nodes)", named, err)
+		}
+	}
+	keys, err := ensureKeys(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := keys.Fingerprint()
+	if err != nil {
+		return nil, err
+	}
+	if err := pg.ClaimKeySet(fp); err != nil {
+		if errors.Is(err, store.ErrKeyMismatch) {
+			return nil, fmt.Errorf("%w: every node of one store must use the same CERT_PATH files; copy them from a node of this store (README: Running two nodes)", err)
+		}
+		return nil, err
+	}
+	if named == "" {
+		log.Info("key set recorded in the store", slog.String("si_public_key_sha256", fp))
+	}
+	return keys, nil
+}
+
+// outageGrace is how long the watchdog rides out failing health checks:
+// DLS_STORE_OUTAGE for a PostgreSQL store (a database restart or failover
+// elsewhere costs 503s, not a restart loop), none for bbolt (a failing local
+// file is ours to fix by restarting).
+func outageGrace(cfg *config.Config) time.Duration {
+	if cfg.Store == "" {
+		return 0
+	}
+	return cfg.StoreOutage
+}
