@@ -32,7 +32,7 @@ import (
 // byte it sends is reproducible.
 type fixture struct {
 	api  *API
-	db   *store.DB
+	db   store.Store
 	keys *pki.KeySet
 	cfg  *config.Config
 	logs *syncBuffer
@@ -109,7 +109,7 @@ func newFixture(t testing.TB, env map[string]string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: storetest.Open(t), keys: keys, cfg: cfg, now: fixedNow, logs: &syncBuffer{}}
+	f := &fixture{db: storetest.OpenSelected(t), keys: keys, cfg: cfg, now: fixedNow, logs: &syncBuffer{}}
 	var seed [32]byte
 	copy(seed[:], "fastapi-dls test refs")
 	f.api, err = New(Config{

@@ -230,17 +230,25 @@ var (
 // Main runs the tests of a package that uses [URL], then stops the shared
 // cluster; call it from TestMain: os.Exit(pgtest.Main(m)).
 func Main(m *testing.M) int {
+	defer Begin()()
+	return m.Run()
+}
+
+// Begin allows [URL] until the returned func, which stops the shared
+// cluster; for a TestMain that does more than [Main].
+func Begin() (end func()) {
 	sharedMu.Lock()
 	inMain = true
 	sharedMu.Unlock()
-	code := m.Run()
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	if shared != nil {
-		shared.Remove()
-		shared = nil
+	return func() {
+		sharedMu.Lock()
+		defer sharedMu.Unlock()
+		if shared != nil {
+			shared.Remove()
+			shared = nil
+		}
+		sharedErr = nil
 	}
-	return code
 }
 
 // URL returns the URL of a new, empty database on the package's shared

@@ -4,11 +4,15 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store/pgtest"
 )
 
 // Open opens a new store file in t.TempDir and closes it when the test and
@@ -40,4 +44,33 @@ func OpenPG(t testing.TB, url string) *store.PG {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// usePostgres selects what OpenSelected opens; RunBoth sets it.
+var usePostgres atomic.Bool
+
+// OpenSelected opens a throwaway store of the backend the package's tests
+// run on now: bbolt, or PostgreSQL during the second run of [RunBoth].
+func OpenSelected(t testing.TB) store.Store {
+	t.Helper()
+	if usePostgres.Load() {
+		return OpenPG(t, pgtest.URL(t))
+	}
+	return Open(t)
+}
+
+// RunBoth runs a package's tests twice from its TestMain, first on bbolt,
+// then on PostgreSQL (every [OpenSelected] store is then a new database on
+// one throwaway cluster), and returns the first failing exit code:
+// os.Exit(storetest.RunBoth(m)). Without PostgreSQL the second run's store
+// tests skip, or fail under CI=true (see pgtest).
+func RunBoth(m *testing.M) int {
+	defer pgtest.Begin()()
+	if code := m.Run(); code != 0 {
+		return code
+	}
+	fmt.Fprintln(os.Stderr, "=== the same tests again, on PostgreSQL (storetest.RunBoth)")
+	usePostgres.Store(true)
+	defer usePostgres.Store(false)
+	return m.Run()
 }
