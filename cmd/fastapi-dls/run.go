@@ -163,6 +163,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 	api, err := httpapi.New(httpapi.Config{
 		Identity:    identity(cfg, keys),
 		Store:       db,
+		Health:      hc,
 		Settings:    cfg,
 		RootCertPEM: protocol.CertificatePEM(keys.RootCert) + "\n",
 		Logger:      log,

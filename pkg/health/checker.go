@@ -59,6 +59,7 @@ type Checker struct {
 	clock   func() Clock
 	log     *slog.Logger
 	latest  atomic.Pointer[Report]
+	every   atomic.Int64 // Run's period in ns; 0 before Run
 	changed chan struct{}
 	first   chan struct{}
 	once    sync.Once
@@ -84,6 +85,14 @@ func New(c Config) *Checker {
 // Latest returns the latest result; before the first check its Err says so.
 func (h *Checker) Latest() Report { return *h.latest.Load() }
 
+// Healthy returns the latest result and whether it proves health now: it
+// passed, and it started at most two check periods ago (older means the
+// checker itself is stuck). The watchdog and /-/health both ask this.
+func (h *Checker) Healthy() (Report, bool) {
+	r := h.Latest()
+	return r, r.Healthy(time.Now(), 2*time.Duration(h.every.Load()))
+}
+
 // Changed receives a value after the health state or the clock's state
 // changed (coalesced: one pending value at most), e.g. to refresh STATUS=.
 func (h *Checker) Changed() <-chan struct{} { return h.changed }
@@ -100,6 +109,7 @@ func (h *Checker) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = DefaultEvery
 	}
+	h.every.Store(int64(every))
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var running chan error // a check that outlived its deadline

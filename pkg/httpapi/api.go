@@ -12,27 +12,32 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/config"
+	"github.com/fastapi-dls/fastapi-dls/pkg/health"
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
-// Config is what [New] needs. Identity, Store and Settings are required.
+// Config is what [New] needs. Identity, Store, Settings and Health are required.
 type Config struct {
 	Identity    *protocol.Identity
 	Store       store.Store
 	Settings    *config.Config
-	RootCertPEM string       // served at /-/config/root-certificate
-	Logger      *slog.Logger // nil = discard
+	Health      *health.Checker // /-/health reads its latest result; someone else runs it
+	RootCertPEM string          // served at /-/config/root-certificate
+	Logger      *slog.Logger    // nil = discard
 	Version     string
 	Commit      string
 	Now         func() time.Time // nil = time.Now
 	Rand        io.Reader        // for refs; nil = crypto/rand.Reader
+	// BodyTimeout bounds the reading of a request body; 0 means [DefaultBodyTimeout].
+	BodyTimeout time.Duration
 }
 
 // API is the HTTP face of the licence server. It is safe for concurrent use.
 type API struct {
 	id      *protocol.Identity
 	db      store.Store
+	checker *health.Checker
 	cfg     *config.Config
 	rootPEM string
 	log     *slog.Logger
@@ -41,16 +46,20 @@ type API struct {
 	now     func() time.Time
 	rand    io.Reader
 	router  *httprouter.Router
-	dlsPort string
+	// logLimit bounds what each client can make us log.
+	logLimit *logLimiter
+	// bodyTimeout bounds reading one request body.
+	bodyTimeout time.Duration
+	dlsPort     string
 }
 
 // New builds the API and its route table.
 func New(c Config) (*API, error) {
-	if c.Identity == nil || c.Store == nil || c.Settings == nil {
-		return nil, fmt.Errorf("httpapi: Identity, Store and Settings are required")
+	if c.Identity == nil || c.Store == nil || c.Settings == nil || c.Health == nil {
+		return nil, fmt.Errorf("httpapi: Identity, Store, Settings and Health are required")
 	}
 	a := &API{
-		id: c.Identity, db: c.Store, cfg: c.Settings, rootPEM: c.RootCertPEM,
+		id: c.Identity, db: c.Store, checker: c.Health, cfg: c.Settings, rootPEM: c.RootCertPEM,
 		log: c.Logger, version: c.Version, commit: c.Commit, now: c.Now, rand: c.Rand,
 	}
 	if a.log == nil {
@@ -63,6 +72,11 @@ func New(c Config) (*API, error) {
 		a.rand = rand.Reader
 	}
 	a.dlsPort = strconv.Itoa(c.Settings.Port)
+	a.logLimit = newLogLimiter()
+	a.bodyTimeout = c.BodyTimeout
+	if a.bodyTimeout <= 0 {
+		a.bodyTimeout = DefaultBodyTimeout
+	}
 	a.router = a.newRouter()
 	return a, nil
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -57,10 +58,11 @@ func TestBadInput(t *testing.T) {
 		{"wrong method", "GET", "/auth/v1/origin", "", "", nil, 405, "not allowed"},
 	}
 	before := snapshot(t, f)
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logged := len(f.logs.String())
 			r := newRequest(tt.method, tt.path, tt.body, tt.token, tt.header)
+			r.RemoteAddr = fmt.Sprintf("127.0.1.%d:40000", i+1) // each its own client: one log budget each
 			w := serve(f, r)
 			if w.Code != tt.status {
 				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)

@@ -30,6 +30,10 @@ func httpStatus(err error) (code int, title, detail string) {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "", "request body too large"
+	case errors.Is(err, errBodyTruncated):
+		return http.StatusBadRequest, "", errBodyTruncated.Error()
+	case errors.Is(err, errBodyStalled):
+		return http.StatusRequestTimeout, "", errBodyStalled.Error()
 	case errors.As(err, &notAllowed):
 		return http.StatusMethodNotAllowed, "", err.Error()
 	case errors.Is(err, protocol.ErrBadRequest):

@@ -158,7 +158,6 @@ func TestGolden(t *testing.T) {
 	step("config_token", "POST", "/leasing/v1/config-token", `{"service_instance_ref":"10000000-0000-0000-0000-000000000001"}`, "")
 	step("root_certificate", "GET", "/-/config/root-certificate", "", "")
 	step("status", "GET", "/status", "", "")
-	step("health", "GET", "/-/health", "", "")
 	step("config", "GET", "/-/config", "", "")
 	step("root_redirect", "GET", "/", "", "")
 

@@ -24,7 +24,7 @@ func (a *API) clientToken(w http.ResponseWriter, r *http.Request, _ httprouter.P
 		return err
 	}
 	w.Header().Set("Content-Disposition", "attachment; filename="+protocol.ClientTokenFilename(now))
-	a.log.Info("client token issued", slog.String("event", "client-token"), slog.String("remote_addr", r.RemoteAddr))
+	a.logClient(r, slog.LevelInfo, "client token issued", slog.String("event", "client-token"), slog.String("remote_addr", r.RemoteAddr))
 	write(w, http.StatusOK, "text/plain; charset=utf-8", []byte(tok))
 	return nil
 }
@@ -60,14 +60,14 @@ func (a *API) saveOrigin(ref string, env protocol.Environment) error {
 }
 
 func (a *API) registerOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	req, err := decode(w, r, protocol.DecodeOriginRequest)
+	req, err := decode(a, w, r, protocol.DecodeOriginRequest)
 	if err != nil {
 		return err
 	}
 	if err := a.saveOrigin(req.CandidateOriginRef, req.Environment); err != nil {
 		return err
 	}
-	a.log.Info("origin registered", slog.String("event", "origin.register"),
+	a.logClient(r, slog.LevelInfo, "origin registered", slog.String("event", "origin.register"),
 		slog.String("origin_ref", req.CandidateOriginRef), slog.String("hostname", req.Environment.Hostname),
 		slog.String("guest_driver_version", req.Environment.GuestDriverVersion))
 	return a.reply(w, r, http.StatusOK, protocol.OriginResponse{
@@ -78,14 +78,14 @@ func (a *API) registerOrigin(w http.ResponseWriter, r *http.Request, _ httproute
 }
 
 func (a *API) updateOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	req, err := decode(w, r, protocol.DecodeOriginUpdateRequest)
+	req, err := decode(a, w, r, protocol.DecodeOriginUpdateRequest)
 	if err != nil {
 		return err
 	}
 	if err := a.saveOrigin(req.OriginRef, req.Environment); err != nil {
 		return err
 	}
-	a.log.Info("origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
+	a.logClient(r, slog.LevelInfo, "origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
 	return a.reply(w, r, http.StatusOK, protocol.OriginUpdateResponse{
 		Environment:   req.Environment.Raw, // as sent; raw_env is only in the register answer
 		SyncTimestamp: protocol.Timestamp(a.now()),
@@ -93,7 +93,7 @@ func (a *API) updateOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.
 }
 
 func (a *API) authCode(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	req, err := decode(w, r, protocol.DecodeCodeRequest)
+	req, err := decode(a, w, r, protocol.DecodeCodeRequest)
 	if err != nil {
 		return err
 	}
@@ -102,12 +102,12 @@ func (a *API) authCode(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	if err != nil {
 		return err
 	}
-	a.log.Info("auth code issued", slog.String("event", "auth.code"), slog.String("origin_ref", req.OriginRef))
+	a.logClient(r, slog.LevelInfo, "auth code issued", slog.String("event", "auth.code"), slog.String("origin_ref", req.OriginRef))
 	return a.reply(w, r, http.StatusOK, protocol.CodeResponse{AuthCode: code, SyncTimestamp: protocol.Timestamp(now)})
 }
 
 func (a *API) authToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	req, err := decode(w, r, protocol.DecodeTokenRequest)
+	req, err := decode(a, w, r, protocol.DecodeTokenRequest)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 	if err != nil {
 		return err
 	}
-	req, err := decode(w, r, protocol.DecodeLessorRequest)
+	req, err := decode(a, w, r, protocol.DecodeLessorRequest)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	if err != nil {
 		return err
 	}
-	req, err := decode(w, r, protocol.DecodeRenewRequest)
+	req, err := decode(a, w, r, protocol.DecodeRenewRequest)
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (a *API) returnAll(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 // shutdown is the Windows guests' release on shutdown: the token comes in
 // the body, over plain HTTP on port 80 (and over HTTPS too).
 func (a *API) shutdown(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	tok, err := decode(w, r, protocol.DecodeShutdownRequest)
+	tok, err := decode(a, w, r, protocol.DecodeShutdownRequest)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event s
 }
 
 func (a *API) configToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	ref, err := decode(w, r, protocol.DecodeConfigTokenRequest)
+	ref, err := decode(a, w, r, protocol.DecodeConfigTokenRequest)
 	if err != nil {
 		return err
 	}
@@ -269,6 +269,6 @@ func (a *API) configToken(w http.ResponseWriter, r *http.Request, _ httprouter.P
 	if err != nil {
 		return err
 	}
-	a.log.Info("config token issued", slog.String("event", "config-token"), slog.String("remote_addr", r.RemoteAddr))
+	a.logClient(r, slog.LevelInfo, "config token issued", slog.String("event", "config-token"), slog.String("remote_addr", r.RemoteAddr))
 	return a.reply(w, r, http.StatusOK, resp)
 }

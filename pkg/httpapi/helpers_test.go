@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/config"
+	"github.com/fastapi-dls/fastapi-dls/pkg/health"
 	"github.com/fastapi-dls/fastapi-dls/pkg/pki"
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
@@ -31,11 +32,13 @@ import (
 // testdata/keys, a settable clock and a seeded source of refs, so that every
 // byte it sends is reproducible.
 type fixture struct {
-	api  *API
-	db   store.Store
-	keys *pki.KeySet
-	cfg  *config.Config
-	logs *syncBuffer
+	api    *API
+	db     store.Store
+	health *health.Checker
+	apiCfg Config
+	keys   *pki.KeySet
+	cfg    *config.Config
+	logs   *syncBuffer
 
 	mu  sync.Mutex
 	now time.Time
@@ -110,25 +113,39 @@ func newFixture(t testing.TB, env map[string]string) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{db: storetest.OpenSelected(t), keys: keys, cfg: cfg, now: fixedNow, logs: &syncBuffer{}}
+	f.health = runChecker(t, f.db.Check, health.Clock{Synchronised: true, MaxError: 250 * time.Millisecond})
 	var seed [32]byte
 	copy(seed[:], "fastapi-dls test refs")
-	f.api, err = New(Config{
+	f.apiCfg = Config{
 		Identity: &protocol.Identity{
 			InstanceRef: cfg.InstanceRef, AllotmentRefs: cfg.AllotmentRef, SiteKeyXID: cfg.SiteKeyXID,
 			URL: cfg.URL, Port: cfg.Port, Key: keys.SIKey, SICert: keys.SICert, CACert: keys.CACert,
 		},
 		Store:       f.db,
+		Health:      f.health,
 		Settings:    cfg,
 		RootCertPEM: protocol.CertificatePEM(keys.RootCert) + "\n",
 		Logger:      slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:     "test",
 		Now:         f.clock,
 		Rand:        &lockedReader{r: mrand.NewChaCha8(seed)},
-	})
+	}
+	f.rebuild(t, nil)
+	return f
+}
+
+// rebuild makes f.api anew from f's config, changed by change (if not nil).
+func (f *fixture) rebuild(t testing.TB, change func(c *Config)) {
+	t.Helper()
+	c := f.apiCfg
+	if change != nil {
+		change(&c)
+	}
+	api, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	f.api = api
 }
 
 // call runs one request through the handler; token "" sends no Authorization.
@@ -253,4 +270,18 @@ func (f *fixture) lease(t *testing.T, ref string) (store.Lease, error) {
 		}
 	}
 	return store.Lease{}, store.ErrNotFound
+}
+
+// runChecker runs a health checker on check (period one hour: one check at
+// start) reporting clock, until the test ends, and returns it once it has
+// its first result.
+func runChecker(t testing.TB, check func(context.Context) error, clock health.Clock) *health.Checker {
+	t.Helper()
+	hc := health.New(health.Config{Check: check, Clock: func() health.Clock { return clock }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { hc.Run(ctx, time.Hour); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-hc.First()
+	return hc
 }

@@ -10,18 +10,18 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 )
 
-// fail writes err as the JSON error body and logs it once: client mistakes at
-// warn, our own faults at error.
+// fail writes err as the JSON error body and logs it once: our own faults at
+// error; client mistakes at warn, within the client's log budget (see
+// [logLimiter]), so that a flood of bad requests cannot flood the log.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, title, detail := httpStatus(err)
-	level := slog.LevelWarn
+	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", code), slog.String("remote_addr", r.RemoteAddr), slog.String("err", err.Error())}
 	if code >= 500 {
-		level = slog.LevelError
+		a.log.LogAttrs(r.Context(), slog.LevelError, "request failed", attrs...)
+	} else {
+		a.logClient(r, slog.LevelWarn, "request failed", attrs...)
 	}
-	a.log.LogAttrs(r.Context(), level, "request failed",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", code), slog.String("remote_addr", r.RemoteAddr),
-		slog.String("err", err.Error()))
 	body, _ := protocol.Marshal(protocol.Error{Status: code, Title: title, Detail: detail})
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", "Bearer")

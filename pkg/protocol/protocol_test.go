@@ -169,6 +169,18 @@ func TestDecodeRejects(t *testing.T) {
 		{"lessor product name number", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"product":{"name":5}}]}`, `"name" must be a JSON string`},
 		{"lessor challenge number", lessor, `{"client_challenge":1,"scope_ref_list":[],"lease_proposal_list":[]}`, `"client_challenge" must be a JSON string`},
 		{"lessor too many", lessor, `{"scope_ref_list":[],"lease_proposal_list":[` + strings.Repeat(`{"product":{"name":"x"}},`, MaxProposals) + `{"product":{"name":"x"}}]}`, "at most"},
+		{"origin hostname number", origin, `{"candidate_origin_ref":"o","environment":{"hostname":123}}`, `"hostname" must be a JSON string, not number`},
+		{"origin driver object", origin, `{"candidate_origin_ref":"o","environment":{"guest_driver_version":{}}}`, `"guest_driver_version" must be a JSON string`},
+		{"origin platform bool", origin, `{"candidate_origin_ref":"o","environment":{"os_platform":true}}`, `"os_platform" must be a JSON string`},
+		{"update os version array", update, `{"origin_ref":"o","environment":{"os_version":[]}}`, `"os_version" must be a JSON string`},
+		{"lessor count 1e99999", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"license_type_qualifiers":{"count":1e99999},"product":{"name":"x"}}]}`, "count"},
+		{"lessor count huge", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"license_type_qualifiers":{"count":99999999999999999999999},"product":{"name":"x"}}]}`, "whole number"},
+		{"lessor count over max", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"license_type_qualifiers":{"count":65537},"product":{"name":"x"}}]}`, "whole number"},
+		{"lessor count negative", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"license_type_qualifiers":{"count":-1},"product":{"name":"x"}}]}`, "whole number"},
+		{"lessor count fraction", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"license_type_qualifiers":{"count":0.5},"product":{"name":"x"}}]}`, "whole number"},
+		{"lessor count 1e2", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"license_type_qualifiers":{"count":1e2},"product":{"name":"x"}}]}`, "whole number"},
+		{"lessor count string", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"license_type_qualifiers":{"count":"1"},"product":{"name":"x"}}]}`, "JSON number"},
+		{"lessor qualifiers array", lessor, `{"scope_ref_list":[],"lease_proposal_list":[{"license_type_qualifiers":[],"product":{"name":"x"}}]}`, "JSON object"},
 		{"renew array", renew, `[1]`, "not a JSON object"},
 		{"renew challenge object", renew, `{"client_challenge":{}}`, "must be a JSON string"},
 		{"shutdown missing", shutdown, `{}`, `"token" is missing`},
@@ -196,9 +208,15 @@ func TestDecodeAccepts(t *testing.T) {
 	if err != nil || rr.ClientChallenge != nil {
 		t.Fatalf("renew null challenge: %+v, %v", rr, err)
 	}
-	o, err := DecodeOriginRequest([]byte(`{"candidate_origin_ref":"o","environment":{"hostname":"h","os_platform":7}}`))
+	o, err := DecodeOriginRequest([]byte(`{"candidate_origin_ref":"o","environment":{"hostname":"h","os_platform":null,"cpu_sockets":7}}`))
 	if err != nil || o.Environment.Hostname != "h" || o.Environment.OSPlatform != "" {
 		t.Fatalf("origin leniency: %+v, %v", o, err)
+	}
+	for _, q := range []string{``, `"license_type_qualifiers":null,`, `"license_type_qualifiers":{},`,
+		`"license_type_qualifiers":{"count":null},`, `"license_type_qualifiers":{"count":0},`, `"license_type_qualifiers":{"count":65536},`} {
+		if _, err := DecodeLessorRequest([]byte(`{"scope_ref_list":[],"lease_proposal_list":[{` + q + `"product":{"name":"x"}}]}`)); err != nil {
+			t.Errorf("qualifiers %s: %v", q, err)
+		}
 	}
 }
 

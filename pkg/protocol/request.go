@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 )
 
 // ErrBadRequest marks a request body that is not what the protocol expects.
@@ -119,17 +120,27 @@ func (f fields) environment() (Environment, error) {
 		return Environment{}, badRequest("field %q: %v", "environment", err)
 	}
 	env := Environment{Raw: buf.Bytes()}
-	var named struct {
-		Hostname           any `json:"hostname"`
-		GuestDriverVersion any `json:"guest_driver_version"`
-		OSPlatform         any `json:"os_platform"`
-		OSVersion          any `json:"os_version"`
+	var ef fields
+	if err := json.Unmarshal(raw, &ef); err != nil {
+		return Environment{}, badRequest("field %q: %v", "environment", err)
 	}
-	_ = json.Unmarshal(raw, &named) // any accepts every JSON value
-	env.Hostname, _ = named.Hostname.(string)
-	env.GuestDriverVersion, _ = named.GuestDriverVersion.(string)
-	env.OSPlatform, _ = named.OSPlatform.(string)
-	env.OSVersion, _ = named.OSVersion.(string)
+	// The fields the store keeps must be strings when present (null counts
+	// as absent); the rest of the object is kept as sent.
+	for _, nf := range []struct {
+		name string
+		dst  *string
+	}{
+		{"hostname", &env.Hostname}, {"guest_driver_version", &env.GuestDriverVersion},
+		{"os_platform", &env.OSPlatform}, {"os_version", &env.OSVersion},
+	} {
+		s, err := ef.optionalStr(nf.name)
+		if err != nil {
+			return Environment{}, badRequest("environment: %v", err)
+		}
+		if s != nil {
+			*nf.dst = *s
+		}
+	}
 	return env, nil
 }
 
@@ -269,10 +280,14 @@ func DecodeLessorRequest(body []byte) (LessorRequest, error) {
 			return r, badRequest("lease_proposal_list[%d] must be a JSON object", i)
 		}
 		var p struct {
-			Product json.RawMessage `json:"product"`
+			Product    json.RawMessage `json:"product"`
+			Qualifiers json.RawMessage `json:"license_type_qualifiers"`
 		}
 		if err := json.Unmarshal(item, &p); err != nil || kind(p.Product) != "object" {
 			return r, badRequest("lease_proposal_list[%d].product must be a JSON object", i)
+		}
+		if err := checkQualifiers(p.Qualifiers); err != nil {
+			return r, badRequest("lease_proposal_list[%d].license_type_qualifiers: %v", i, err)
 		}
 		pf := fields{}
 		_ = json.Unmarshal(p.Product, &pf)
@@ -283,6 +298,40 @@ func DecodeLessorRequest(body []byte) (LessorRequest, error) {
 		r.Proposals = append(r.Proposals, Proposal{ProductName: name})
 	}
 	return r, nil
+}
+
+// MaxCount bounds license_type_qualifiers.count. Its value is otherwise
+// ignored (one lease per proposal, as FastAPI-DLS); guests send 1.
+const MaxCount = 1 << 16
+
+// checkQualifiers accepts absent or null qualifiers, or an object whose count,
+// when present and not null, is a whole number from 0 to MaxCount: a number
+// such as 1e99999, -1 or 0.5 is a client's mistake, not something to carry.
+func checkQualifiers(raw json.RawMessage) error {
+	if k := kind(raw); k == "nothing" || k == "null" {
+		return nil
+	} else if k != "object" {
+		return fmt.Errorf("must be a JSON object, not %s", k)
+	}
+	var q fields
+	if err := json.Unmarshal(raw, &q); err != nil {
+		return err
+	}
+	if !q.has("count") {
+		return nil
+	}
+	if k := kind(q["count"]); k != "number" {
+		return fmt.Errorf("count must be a JSON number, not %s", k)
+	}
+	var n json.Number
+	if err := json.Unmarshal(q["count"], &n); err != nil {
+		return fmt.Errorf("count: %v", err)
+	}
+	c, err := strconv.ParseInt(n.String(), 10, 64)
+	if err != nil || c < 0 || c > MaxCount {
+		return fmt.Errorf("count must be a whole number from 0 to %d", MaxCount)
+	}
+	return nil
 }
 
 // MaxProposals bounds the leases one request may create, so that a hostile

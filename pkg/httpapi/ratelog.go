@@ -1,0 +1,96 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Per-client log limits: what a client can make us log (its mistakes, tokens
+// issued without authentication) is at most logBurst lines per logWindow; past
+// that its lines are counted and the count is logged with its next line.
+// logClients bounds the memory: past it, new clients share one budget.
+const (
+	logBurst   = 10
+	logWindow  = time.Minute
+	logClients = 4096
+	otherKey   = "(other clients)"
+)
+
+// logLimiter decides which per-client log lines are written. Safe for
+// concurrent use.
+type logLimiter struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	clients map[string]*logBudget
+}
+
+type logBudget struct {
+	start      time.Time
+	lines      int
+	suppressed int
+}
+
+func newLogLimiter() *logLimiter {
+	return &logLimiter{now: time.Now, clients: map[string]*logBudget{}}
+}
+
+// allow reports whether client may log one more line now, and how many of its
+// lines were suppressed before this one (to be logged with it).
+func (l *logLimiter) allow(client string) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b := l.clients[client]
+	if b == nil {
+		if len(l.clients) >= logClients {
+			for k, v := range l.clients { // forget clients whose window is over and nothing is pending
+				if now.Sub(v.start) >= logWindow && v.suppressed == 0 {
+					delete(l.clients, k)
+				}
+			}
+		}
+		if len(l.clients) >= logClients {
+			client = otherKey
+			b = l.clients[client]
+		}
+		if b == nil {
+			b = &logBudget{start: now}
+			l.clients[client] = b
+		}
+	}
+	if now.Sub(b.start) >= logWindow {
+		b.start, b.lines = now, 0
+	}
+	if b.lines >= logBurst {
+		b.suppressed++
+		return false, 0
+	}
+	b.lines++
+	suppressed, b.suppressed = b.suppressed, 0
+	return true, suppressed
+}
+
+// clientKey is the caller's IP address (ports change per connection).
+func clientKey(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// logClient logs a line that a client's request causes, within that client's
+// budget.
+func (a *API) logClient(r *http.Request, level slog.Level, msg string, attrs ...slog.Attr) {
+	ok, suppressed := a.logLimit.allow(clientKey(r))
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int("suppressed_before", suppressed))
+	}
+	a.log.LogAttrs(context.WithoutCancel(r.Context()), level, msg, attrs...)
+}
