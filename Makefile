@@ -2,7 +2,6 @@
 # `make run` and `make test` are the README's two commands.
 
 GO      ?= go
-PREFIX  ?= /usr
 VERSION ?= $(shell dpkg-parsechangelog -SVersion 2>/dev/null || echo dev)
 # The commit /status reports; outside a git checkout the binary reports its
 # version instead (see buildCommit in cmd/fastapi-dls).
@@ -15,11 +14,20 @@ RUN_STATE ?= $(CURDIR)/state
 RUN_PORT  ?= 8443
 RUN_HTTP  ?= 127.0.0.1:8080
 
-.PHONY: all build readme run test system-test root-check deps unit fmt-check vet lint golden e2e image image-test units-check deb lintian deb-test bench fuzz soak clean
+# Sub-makes (test, system-test) without "Entering directory" noise.
+MAKEFLAGS += --no-print-directory
+
+.PHONY: all build readme run test system-test root-check deps unit fmt-check vet lint golden e2e image image-test units-check deb lintian deb-test bench clean
 
 all: build
 
+# say prints one progress line on the console before a step that can take a
+# while, with what it costs the first time (no commas in the text: $(call)
+# would split it there).
+say = @printf '==> %s\n' $(1)
+
 build: readme
+	@[ -x $(BIN) ] || printf '==> %s\n' "building $(BIN) (the first Go build fetches modules and compiles: about 90 s; later builds take seconds)"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fastapi-dls
 
 run: build
@@ -33,19 +41,42 @@ run: build
 # test is the README's test command and what .ci/run calls: the Go tests
 # (-race), then the system tests: the daemon under a real systemd in an
 # nspawn box (e2e), the container image under podman (image-test), the Debian
-# package built, linted and installed, upgraded
-# and purged in boxes (deb, lintian, deb-test). The system tests need root;
-# `make unit` runs the Go tests alone without it.
-test: deps fmt-check vet lint unit system-test
+# package built, linted and installed, upgraded and purged in boxes (deb,
+# lintian, deb-test). The system tests need root;
+# `make unit` runs the Go tests alone without it. The steps run one after
+# another in this order, also under `make -j` (each is a sub-make; -j only
+# parallelises inside a step). Times are for 2 cores, first run / later runs.
+test:
+	$(call say,"[1/6] deps: Debian packages the tests need (first run: apt-get; 1-2 min)")
+	$(MAKE) deps
+	$(call say,"[2/6] fmt-check")
+	$(MAKE) fmt-check
+	$(call say,"[3/6] vet")
+	$(MAKE) vet
+	$(call say,"[4/6] lint: staticcheck (first run builds it: 1-2 min)")
+	$(MAKE) lint
+	$(call say,"[5/6] unit: go test -race ./... (first run 3-4 min; later about 2 min)")
+	$(MAKE) unit
+	$(call say,"[6/6] system-test: systemd-nspawn boxes and podman (first run 10-15 min; later about 6 min)")
+	$(MAKE) system-test
 
-system-test: root-check units-check e2e image-test
+system-test:
+	$(MAKE) root-check
+	$(MAKE) units-check
+	$(call say,"e2e: the daemon under systemd in a box (first run builds the Debian image: about 150 s)")
+	$(MAKE) e2e
+	$(call say,"image-test: the container image under podman (first run installs podman: 1-2 min)")
+	$(MAKE) image-test
+	$(call say,"deb: building the Debian package (about 1 min)")
 	DEB_BUILD_OPTIONS=nocheck $(MAKE) deb
-	$(MAKE) lintian deb-test
+	$(MAKE) lintian
+	$(call say,"deb-test: package tests in bookworm and trixie boxes (first run builds the trixie image too: 2-3 min more)")
+	$(MAKE) deb-test
 
 root-check:
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	  echo "the system tests boot Debian boxes with systemd-nspawn and need root:"; \
-	  echo "  sudo make test    (or: make unit, for the Go tests alone)"; exit 1; \
+	  echo "  run make test as root (or make unit, for the Go tests alone)"; exit 1; \
 	fi
 
 deps:
@@ -61,8 +92,9 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# staticcheck is pinned by go.mod's tool directive (go get -tool …@version).
 lint:
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(GO) tool staticcheck ./...
 
 golden:
 	$(GO) test ./pkg/httpapi -run Golden -update
