@@ -13,6 +13,7 @@ import (
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/config"
 	"github.com/fastapi-dls/fastapi-dls/pkg/health"
+	"github.com/fastapi-dls/fastapi-dls/pkg/metrics"
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
@@ -51,6 +52,7 @@ type API struct {
 	// bodyTimeout bounds reading one request body.
 	bodyTimeout time.Duration
 	dlsPort     string
+	metrics     *metrics.Metrics
 }
 
 // New builds the API and its route table.
@@ -77,6 +79,7 @@ func New(c Config) (*API, error) {
 	if a.bodyTimeout <= 0 {
 		a.bodyTimeout = DefaultBodyTimeout
 	}
+	a.metrics = metrics.New(c.Version, c.Commit, a.metricsSnapshot)
 	a.router = a.newRouter()
 	return a, nil
 }

@@ -102,10 +102,21 @@ func TestAdminGuard(t *testing.T) {
 		r.RemoteAddr = "192.0.2.7:5555"
 		return serve(f, r).Code
 	}
-	for _, p := range []struct{ method, path string }{
-		{"GET", "/-/origins"}, {"GET", "/-/leases"}, {"DELETE", "/-/origins"},
-		{"DELETE", "/-/leases/expired"}, {"DELETE", "/-/lease/" + ref}, {"GET", "/-/manage"},
-	} {
+	guarded := []struct{ method, path string }{
+		{"GET", "/-/origins"}, {"GET", "/-/leases"}, {"DELETE", "/-/origins"}, {"GET", "/-/metrics"},
+		{"DELETE", "/-/leases/expired"}, {"DELETE", "/-/lease/" + ref},
+		{"DELETE", "/-/origin/cccccccc-cccc-4ccc-8ccc-cccccccccccc/leases"},
+	}
+	admin := 0
+	for _, rt := range f.api.routes() {
+		if rt.admin {
+			admin++
+		}
+	}
+	if admin != len(guarded) {
+		t.Errorf("the route table guards %d routes, this test %d: add the new one here", admin, len(guarded))
+	}
+	for _, p := range guarded {
 		if got := remote(p.method, p.path, ""); got != http.StatusUnauthorized {
 			t.Errorf("remote %s %s without token: %d, want 401", p.method, p.path, got)
 		}
@@ -119,7 +130,8 @@ func TestAdminGuard(t *testing.T) {
 	if got := remote("GET", "/-/leases", "Bearer operator-secret"); got != 200 {
 		t.Errorf("remote with the admin token: %d", got)
 	}
-	for _, open := range []string{"/-/client-token", "/-/health", "/status", "/-/config", "/-/config/root-certificate"} {
+	for _, open := range []string{"/-/client-token", "/-/health", "/status", "/-/config", "/-/config/root-certificate",
+		"/-/manage", "/-/readme", "/docs", "/openapi.json", "/-/static/manage.js"} { // the pages hold no data
 		if got := remote("GET", open, ""); got != 200 {
 			t.Errorf("remote %s: %d, want 200 (open like FastAPI-DLS)", open, got)
 		}

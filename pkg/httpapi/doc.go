@@ -23,6 +23,11 @@
 //   - errors.go: this package's errors and the single mapping from an error
 //     to an HTTP status.
 //   - respond.go: the response writers: JSON, signed JSON, the error answer.
+//   - pages.go: the HTML pages (/-/manage, /-/readme rendered with goldmark,
+//     /docs) and their assets, plain files under web/ embedded at build time.
+//   - openapi.go: the OpenAPI 3 document of the route table (/openapi.json).
+//   - metrics.go: /-/metrics, the per-route measurement of every answer and
+//     the store snapshot of each scrape (package metrics keeps the values).
 //
 // The lease renewal path, for a reader in a hurry: routes.go
 // "PUT /leasing/v1/lease/:ref" → [API.renewLease] in guesthandlers.go →

@@ -163,6 +163,7 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 		return err
 	}
 	for _, l := range leases {
+		a.metrics.LeasesCreatedAdd(metricFeature(l.ProductName), 1)
 		a.log.Info("lease created", slog.String("event", "lease.create"), slog.String("origin_ref", origin),
 			slog.String("lease_ref", l.Ref), slog.String("product_name", l.ProductName))
 	}
@@ -223,6 +224,7 @@ func (a *API) returnLease(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if err := a.db.Release(origin, ref); err != nil {
 		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
 	}
+	a.metrics.LeasesRemovedAdd("guest", 1)
 	a.log.Info("lease returned", slog.String("event", "lease.return"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
 	return a.reply(w, r, http.StatusOK, protocol.ReturnResponse{LeaseRef: ref, SyncTimestamp: protocol.Timestamp(a.now())})
 }
@@ -254,6 +256,11 @@ func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event s
 	if err != nil {
 		return err // the store names the origin
 	}
+	by := "guest_all"
+	if event == "lease.shutdown" {
+		by = "shutdown"
+	}
+	a.metrics.LeasesRemovedAdd(by, len(refs))
 	for _, ref := range refs {
 		a.log.Info("lease returned", slog.String("event", event), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
 	}

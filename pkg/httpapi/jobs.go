@@ -13,6 +13,7 @@ func (a *API) Sweep(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sweep expired leases: %w", err)
 	}
+	a.metrics.LeasesRemovedAdd("sweep", len(refs))
 	if len(refs) > 0 {
 		a.log.Info("expired leases removed", slog.Int("count", len(refs)), slog.String("event", "lease.sweep"))
 	}

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	_ "embed"
-	"html"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -20,18 +19,8 @@ import (
 //go:embed assets/README.md
 var readmeText string
 
-//go:embed assets/manage.html
-var managePage []byte
-
 func (a *API) toReadme(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	http.Redirect(w, r, "/-/readme", http.StatusTemporaryRedirect)
-	return nil
-}
-
-func (a *API) readme(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write([]byte("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>fastapi-dls</title></head>\n<body><pre>" +
-		html.EscapeString(readmeText) + "</pre></body></html>\n"))
 	return nil
 }
 
@@ -84,12 +73,6 @@ func (a *API) config(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 func (a *API) rootCertificate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte(a.rootPEM))
-	return nil
-}
-
-func (a *API) manage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(managePage)
 	return nil
 }
 
@@ -184,6 +167,7 @@ func (a *API) deleteOrigins(w http.ResponseWriter, r *http.Request, _ httprouter
 	if err != nil {
 		return err
 	}
+	a.metrics.LeasesRemovedAdd("operator", leases)
 	a.log.Info("origins deleted by operator", slog.String("event", "admin.delete-origins"),
 		slog.Int("origins", origins), slog.Int("leases", leases), slog.String("remote_addr", r.RemoteAddr))
 	w.WriteHeader(http.StatusCreated)
@@ -195,6 +179,7 @@ func (a *API) deleteExpired(w http.ResponseWriter, r *http.Request, _ httprouter
 	if err != nil {
 		return err
 	}
+	a.metrics.LeasesRemovedAdd("operator_expired", len(refs))
 	a.log.Info("expired leases deleted by operator", slog.String("event", "admin.delete-expired"),
 		slog.Int("leases", len(refs)), slog.String("remote_addr", r.RemoteAddr))
 	w.WriteHeader(http.StatusCreated)
@@ -206,45 +191,29 @@ func (a *API) deleteLease(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if err := a.db.DeleteLease(ref); err != nil {
 		return err
 	}
+	a.metrics.LeasesRemovedAdd("operator", 1)
 	a.log.Info("lease deleted by operator", slog.String("event", "admin.delete-lease"),
 		slog.String("lease_ref", ref), slog.String("remote_addr", r.RemoteAddr))
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
 
-func (a *API) docs(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var b strings.Builder
-	b.WriteString("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>fastapi-dls API</title></head><body>\n<h1>fastapi-dls API</h1>\n<p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>.</p>\n<table>\n")
-	for _, rt := range a.routes() {
-		guard := ""
-		if rt.admin {
-			guard = " (operator: loopback or admin token)"
-		}
-		b.WriteString("<tr><td><code>" + rt.method + "</code></td><td><code>" + html.EscapeString(rt.path) +
-			"</code></td><td>" + html.EscapeString(rt.summary+guard) + "</td></tr>\n")
+// deleteOriginLeases returns every lease of one origin for the operator (the
+// management page's "Return all"); the origin stays registered. It answers
+// the list of returned leases, as the guest's own return-all does.
+func (a *API) deleteOriginLeases(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	origin := ps.ByName("ref")
+	refs, err := a.db.ReleaseAll(origin)
+	if err != nil {
+		return err
 	}
-	b.WriteString("</table></body></html>\n")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write([]byte(b.String()))
-	return nil
+	a.metrics.LeasesRemovedAdd("operator", len(refs))
+	a.log.Info("origin's leases returned by operator", slog.String("event", "admin.return-origin-leases"),
+		slog.String("origin_ref", origin), slog.Int("leases", len(refs)), slog.String("remote_addr", r.RemoteAddr))
+	return a.reply(w, r, http.StatusOK, protocol.ReleaseAllResponse{ReleasedLeaseList: refs, SyncTimestamp: protocol.Timestamp(a.now())})
 }
 
-// openAPI describes the route table as OpenAPI 3.0 (paths and summaries).
+// openAPI answers /openapi.json (openapi.go builds the document).
 func (a *API) openAPI(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	paths := map[string]map[string]any{}
-	for _, rt := range a.routes() {
-		p := rt.path
-		if i := strings.Index(p, ":ref"); i >= 0 {
-			p = p[:i] + "{ref}"
-		}
-		if paths[p] == nil {
-			paths[p] = map[string]any{}
-		}
-		paths[p][strings.ToLower(rt.method)] = map[string]any{"summary": rt.summary, "responses": map[string]any{"200": map[string]string{"description": "OK"}}}
-	}
-	return a.reply(w, r, http.StatusOK, map[string]any{
-		"openapi": "3.0.3",
-		"info":    map[string]string{"title": "fastapi-dls", "version": a.version},
-		"paths":   paths,
-	})
+	return a.reply(w, r, http.StatusOK, openAPIDocument(a.routes(), a.version))
 }

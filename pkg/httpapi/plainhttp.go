@@ -11,12 +11,14 @@ import (
 func (a *API) PlainHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == shutdownPath {
+			sw, done := a.measure(w, shutdownPath, "shutdown", r)
+			defer done()
 			if r.Method != http.MethodPost {
-				a.fail(w, r, &methodNotAllowedError{method: r.Method})
+				a.fail(sw, r, &methodNotAllowedError{method: r.Method})
 				return
 			}
-			if err := a.shutdown(w, r, nil); err != nil {
-				a.fail(w, r, err)
+			if err := a.shutdown(sw, r, nil); err != nil {
+				a.fail(sw, r, err)
 			}
 			return
 		}

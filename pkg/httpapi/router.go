@@ -12,10 +12,14 @@ import (
 // [API.fail] turns into the JSON error answer.
 type handler func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error
 
-func (a *API) adapt(h handler) httprouter.Handle {
+// adapt makes a routed handler: errors go to [API.fail], and every answer
+// is measured under its route's pattern (metrics.go).
+func (a *API) adapt(rt route, h handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		if err := h(w, r, ps); err != nil {
-			a.fail(w, r, err)
+		sw, done := a.measure(w, rt.path, rt.step, r)
+		defer done()
+		if err := h(sw, r, ps); err != nil {
+			a.fail(sw, r, err)
 		}
 	}
 }
@@ -27,13 +31,17 @@ func (a *API) newRouter() *httprouter.Router {
 		if route.admin {
 			h = a.adminOnly(h)
 		}
-		rt.Handle(route.method, route.path, a.adapt(h))
+		rt.Handle(route.method, route.path, a.adapt(route, h))
 	}
 	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, r, fmt.Errorf("%w: %s %s", errNotFound, r.Method, r.URL.Path))
+		sw, done := a.measure(w, unmatchedRoute, "", r)
+		defer done()
+		a.fail(sw, r, fmt.Errorf("%w: %s %s", errNotFound, r.Method, r.URL.Path))
 	})
 	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, r, &methodNotAllowedError{method: r.Method})
+		sw, done := a.measure(w, unmatchedRoute, "", r)
+		defer done()
+		a.fail(sw, r, &methodNotAllowedError{method: r.Method})
 	})
 	rt.GlobalOPTIONS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // cors() set the headers
