@@ -1,0 +1,248 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/guest"
+)
+
+// The management page, /-/readme and /docs in a real browser (chromium,
+// headless); see browser_harness_test.go.
+
+// leasedGuest walks a guest to one lease.
+func leasedGuest(t *testing.T, f *fixture, httpsURL, httpURL string, client *http.Client, hostname string) (*guest.Guest, string) {
+	t.Helper()
+	ctx := testContext(t)
+	g := newGuest(f, httpsURL, httpURL, client, hostname)
+	for _, step := range []func() error{
+		func() error { return g.ClientToken(ctx) },
+		func() error { return g.Register(ctx) },
+		func() error { return g.Authorize(ctx) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref, err := g.CreateLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, ref
+}
+
+// operatorLeases lists the store's lease refs through the operator API.
+func operatorLeases(t *testing.T, client *http.Client, base string) []string {
+	t.Helper()
+	resp, err := client.Get(base + "/-/leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []struct {
+		Ref string `json:"lease_ref"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	refs := make([]string, len(out))
+	for i, l := range out {
+		refs[i] = l.Ref
+	}
+	return refs
+}
+
+func js(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// checkPhoneWidth renders the page at phone width, checks that nothing
+// overflows sideways and saves a screenshot, then goes back to desktop size.
+func checkPhoneWidth(b *browser, name string, whole bool) {
+	b.t.Helper()
+	b.viewport(390, 844, true)
+	if w := eval[float64](b, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+		b.t.Errorf("%s at phone width is %v px wider than the screen", name, w)
+	}
+	b.screenshot(name+"-phone", whole)
+	b.do("desktop size", chromedp.ResetViewport(), chromedp.EmulateViewport(1280, 900))
+}
+
+// TestBrowserManage: two guests hold leases; the page shows both, filters,
+// and returns one lease through its confirmation, which the API confirms.
+func TestBrowserManage(t *testing.T) {
+	b := newBrowser(t)
+	f := newFixture(t, nil)
+	httpsURL, httpURL, client := f.tlsServer(t)
+	alpha, refA := leasedGuest(t, f, httpsURL, httpURL, client, "alpha-vm")
+	beta, refB := leasedGuest(t, f, httpsURL, httpURL, client, "beta-vm")
+
+	b.do("open /-/manage", chromedp.Navigate(httpsURL+"/-/manage"))
+	b.waitFor("both leases", `document.querySelectorAll("tr.lease").length === 2 && document.getElementById("health").textContent === "health: up"`)
+	rows := eval[string](b, `document.getElementById("rows").innerText`)
+	for _, want := range []string{"alpha-vm", "beta-vm", refA, refB, alpha.OriginRef, "Return all 1"} {
+		if !strings.Contains(rows, want) {
+			t.Errorf("table lacks %q:\n%s", want, rows)
+		}
+	}
+	if got := eval[string](b, `document.getElementById("dls-address").textContent`); got != "dls.example:443" {
+		t.Errorf("guests are told %q, want dls.example:443", got)
+	}
+	// Times: local time shown, UTC on hover.
+	if title := eval[string](b, `document.querySelector("tr.lease time").title`); !strings.HasSuffix(title, " UTC") {
+		t.Errorf("time title %q, want UTC", title)
+	}
+	for _, link := range []string{"/-/client-token", "/-/config/root-certificate"} {
+		if n := eval[int](b, `document.querySelectorAll('a[href=`+js(link)+`]').length`); n != 1 {
+			t.Errorf("%d links to %s", n, link)
+		}
+	}
+	b.screenshot("desktop", true)
+	checkPhoneWidth(b, "manage", true)
+
+	// Filter: one host, then back to both.
+	b.do("filter", chromedp.SendKeys(chromedp.CSS("#filter"), "alpha"))
+	b.waitFor("filtered to alpha", `document.querySelectorAll("tr.lease").length === 1 && document.querySelector("tr.lease").dataset.origin === `+js(alpha.OriginRef))
+	b.screenshot("filtered", true)
+	setFilter := func(v string) {
+		t.Helper()
+		_ = eval[bool](b, `(f => { f.value = `+js(v)+`; return f.dispatchEvent(new Event("input")); })(document.getElementById("filter"))`)
+	}
+	setFilter(beta.OriginRef[:8])
+	b.waitFor("filtered to beta by origin ref", `document.querySelectorAll("tr.lease").length === 1 && document.querySelector("tr.lease").dataset.origin === `+js(beta.OriginRef))
+	setFilter("no such guest")
+	b.waitFor("nothing matches", `document.querySelectorAll("tr.lease").length === 0 && document.getElementById("rows").innerText.includes("Nothing matches")`)
+	setFilter("")
+	b.waitFor("both again", `document.querySelectorAll("tr.lease").length === 2`)
+
+	// Return beta's lease: cancel first, then confirm.
+	button := chromedp.CSS(`button[data-action="return"][data-lease="` + refB + `"]`)
+	b.do("return, cancel", chromedp.Click(button))
+	b.waitFor("confirmation", `document.getElementById("confirm").open`)
+	b.screenshot("confirm", true)
+	b.do("cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	b.waitFor("dialog closed", `!document.getElementById("confirm").open`)
+	if got := operatorLeases(t, client, httpsURL); len(got) != 2 {
+		t.Fatalf("a cancelled return changed the leases: %v", got)
+	}
+	b.do("return, confirm", chromedp.Click(button), chromedp.WaitVisible(chromedp.CSS("#confirm-ok")), chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.waitFor("beta's lease gone", `!document.querySelector('tr.lease[data-lease="`+refB+`"]') && document.querySelectorAll("tr.lease").length === 1`)
+	if msg := eval[string](b, `document.getElementById("message").textContent`); !strings.Contains(msg, refB+" returned") {
+		t.Errorf("message %q", msg)
+	}
+	b.screenshot("returned", true)
+	if got := operatorLeases(t, client, httpsURL); len(got) != 1 || got[0] != refA {
+		t.Errorf("after the return the API lists %v, want only %s", got, refA)
+	}
+	if got, err := beta.ListLeases(testContext(t)); err != nil || len(got) != 0 {
+		t.Errorf("beta lists %v, %v after its lease was returned", got, err)
+	}
+	b.expectClean("/-/manage")
+}
+
+// TestBrowserRemoteNeedsToken: opened from an address that is not loopback,
+// the page's actions are refused until the admin token is given; the token
+// is kept in sessionStorage only.
+//
+// The remote caller: a second HTTPS listener on 127.0.0.2 whose handler
+// rewrites each request's RemoteAddr to 198.51.100.20 (TEST-NET-2, a label
+// only: no packet goes there) before the API sees it. The browser's traffic
+// stays on loopback, the API's real guard (adminOnly) decides.
+func TestBrowserRemoteNeedsToken(t *testing.T) {
+	b := newBrowser(t)
+	const token = "browser-admin-secret"
+	f := newFixture(t, map[string]string{"DLS_ADMIN_TOKEN": token})
+	_, ref := f.leaseFor(t, "33333333-3333-4333-8333-333333333333")
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatalf("listen on 127.0.0.2 (loopback, /8 on Linux): %v", err)
+	}
+	remote := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, port, _ := net.SplitHostPort(r.RemoteAddr)
+		r.RemoteAddr = net.JoinHostPort("198.51.100.20", port)
+		f.api.ServeHTTP(w, r)
+	}))
+	remote.Listener.Close()
+	remote.Listener = l
+	remote.StartTLS()
+	t.Cleanup(remote.Close)
+
+	b.do("open /-/manage from remote", chromedp.Navigate(remote.URL+"/-/manage"))
+	b.waitFor("token prompt", `!document.getElementById("auth").classList.contains("hidden")`)
+	if n := eval[int](b, `document.querySelectorAll("tr.lease").length`); n != 0 {
+		t.Errorf("%d lease rows shown without the token", n)
+	}
+	b.do("remove expired", chromedp.Click(chromedp.CSS("#remove-expired")), chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.waitFor("refusal shown", `document.getElementById("message").textContent.startsWith("Refused: remove expired leases")`)
+	b.screenshot("refused", true)
+	// The refused calls are the only failed requests, each a 401.
+	problems := b.takeProblems()
+	if len(problems) == 0 {
+		t.Error("no refused request seen")
+	}
+	for _, p := range problems {
+		if !strings.Contains(p, "401") {
+			t.Errorf("unexpected problem: %s", p)
+		}
+	}
+	if got, err := f.db.Leases(""); err != nil || len(got) != 1 {
+		t.Fatalf("leases after a refused action: %v, %v", got, err)
+	}
+
+	b.do("wrong token", chromedp.SendKeys(chromedp.CSS("#auth-token"), "wrong-token"), chromedp.Click(chromedp.CSS("#auth-use")))
+	b.waitFor("wrong token refused", `document.getElementById("auth-text").textContent.includes("refused the admin token")`)
+	b.takeProblems()
+	b.do("right token", chromedp.SendKeys(chromedp.CSS("#auth-token"), token), chromedp.Click(chromedp.CSS("#auth-use")))
+	b.waitFor("leases with the token", `document.querySelectorAll("tr.lease").length === 1 && document.getElementById("auth").classList.contains("hidden")`)
+	if !eval[bool](b, `sessionStorage.getItem("fastapi-dls.admin-token") === `+js(token)+` && localStorage.length === 0 && document.cookie === ""`) {
+		t.Error("the token is not (only) in sessionStorage")
+	}
+	if v := eval[string](b, `document.getElementById("auth-token").value`); v != "" {
+		t.Error("the token stays in the input")
+	}
+	b.do("return with token", chromedp.Click(chromedp.CSS(`button[data-lease="`+ref+`"]`)), chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.waitFor("lease gone", `document.querySelectorAll("tr.lease").length === 0 && document.getElementById("message").textContent.includes("returned")`)
+	b.screenshot("with-token", true)
+	leases, err := f.db.Leases("")
+	if err != nil || len(leases) != 0 {
+		t.Errorf("store after the return with the token: %v, %v", leases, err)
+	}
+	b.expectClean("/-/manage with the token")
+}
+
+// TestBrowserPagesClean: /-/manage, /-/readme and /docs load with no console
+// error, no failed request and nothing fetched from outside this server, at
+// desktop and phone width.
+func TestBrowserPagesClean(t *testing.T) {
+	b := newBrowser(t)
+	f := newFixture(t, nil)
+	httpsURL, httpURL, client := f.tlsServer(t)
+	leasedGuest(t, f, httpsURL, httpURL, client, "clean-vm")
+
+	for _, p := range []struct{ name, path, ready string }{
+		{"manage", "/-/manage", `document.body.dataset.loaded && document.querySelectorAll("tr.lease").length === 1`},
+		{"readme", "/-/readme", `document.querySelectorAll("article.doc table").length > 0 && document.getElementById("settings") !== null`},
+		{"docs", "/docs", `document.querySelectorAll("details.op").length === ` + strconv.Itoa(len(f.api.routes()))},
+	} {
+		b.do("open "+p.path, chromedp.Navigate(httpsURL+p.path))
+		b.waitFor(p.path+" ready", p.ready)
+		if p.name == "docs" {
+			// Open every operation: each renders its shapes without error.
+			_ = eval[bool](b, `document.querySelectorAll("details.op").forEach(d => d.open = true), true`)
+			if n := eval[int](b, `document.querySelectorAll("details.op .schema").length`); n < 20 {
+				t.Errorf("/docs shows %d schemas", n)
+			}
+		}
+		whole := p.name == "manage"
+		b.screenshot(p.name, whole)
+		checkPhoneWidth(b, p.name, whole)
+		b.expectClean(p.path)
+	}
+}
