@@ -12,10 +12,23 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/guest"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
 // The management page, /-/readme and /docs in a real browser (chromium,
 // headless); see browser_harness_test.go.
+
+// browserFixture is the API for a browser test. The browser tests run in the
+// bbolt pass of this package only: the page sees the API, and the API's
+// tests run on both stores (main_test.go).
+func browserFixture(t *testing.T, env map[string]string) *fixture {
+	t.Helper()
+	f := newFixture(t, env)
+	if _, ok := f.db.(*store.DB); !ok {
+		t.Skip("browser tests run in the bbolt pass only")
+	}
+	return f
+}
 
 // leasedGuest walks a guest to one lease.
 func leasedGuest(t *testing.T, f *fixture, httpsURL, httpURL string, client *http.Client, hostname string) (*guest.Guest, string) {
@@ -76,8 +89,8 @@ func checkPhoneWidth(b *browser, name string, whole bool) {
 // TestBrowserManage: two guests hold leases; the page shows both, filters,
 // and returns one lease through its confirmation, which the API confirms.
 func TestBrowserManage(t *testing.T) {
+	f := browserFixture(t, nil)
 	b := newBrowser(t)
-	f := newFixture(t, nil)
 	httpsURL, httpURL, client := f.tlsServer(t)
 	alpha, refA := leasedGuest(t, f, httpsURL, httpURL, client, "alpha-vm")
 	beta, refB := leasedGuest(t, f, httpsURL, httpURL, client, "beta-vm")
@@ -154,9 +167,9 @@ func TestBrowserManage(t *testing.T) {
 // only: no packet goes there) before the API sees it. The browser's traffic
 // stays on loopback, the API's real guard (adminOnly) decides.
 func TestBrowserRemoteNeedsToken(t *testing.T) {
-	b := newBrowser(t)
 	const token = "browser-admin-secret"
-	f := newFixture(t, map[string]string{"DLS_ADMIN_TOKEN": token})
+	f := browserFixture(t, map[string]string{"DLS_ADMIN_TOKEN": token})
+	b := newBrowser(t)
 	_, ref := f.leaseFor(t, "33333333-3333-4333-8333-333333333333")
 	l, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
@@ -221,8 +234,8 @@ func TestBrowserRemoteNeedsToken(t *testing.T) {
 // error, no failed request and nothing fetched from outside this server, at
 // desktop and phone width.
 func TestBrowserPagesClean(t *testing.T) {
+	f := browserFixture(t, nil)
 	b := newBrowser(t)
-	f := newFixture(t, nil)
 	httpsURL, httpURL, client := f.tlsServer(t)
 	leasedGuest(t, f, httpsURL, httpURL, client, "clean-vm")
 
