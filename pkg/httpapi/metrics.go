@@ -75,7 +75,7 @@ func (a *API) metricsSnapshot() metrics.Snapshot {
 	var s metrics.Snapshot
 	now := a.now()
 	_, s.Healthy = a.checker.Healthy() // as /-/health says it
-	s.StoreFileBytes = -1 // PostgreSQL: no file
+	s.StoreFileBytes = -1              // PostgreSQL: no file
 	if _, ok := a.db.(*store.DB); ok {
 		if fi, err := os.Stat(a.db.Path()); err == nil {
 			s.StoreFileBytes = fi.Size()
