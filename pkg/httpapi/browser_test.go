@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -258,4 +260,81 @@ func TestBrowserPagesClean(t *testing.T) {
 		checkPhoneWidth(b, p.name, whole)
 		b.expectClean(p.path)
 	}
+}
+
+// TestBrowserManyLeases: 3,000 leases on 300 origins. The page keeps one
+// page of rows in the DOM (pagination, not virtualisation), pages through
+// them, and filters the whole list, not just the page shown.
+func TestBrowserManyLeases(t *testing.T) {
+	f := browserFixture(t, nil)
+	const origins, perOrigin = 300, 10
+	// The browser judges expiry by its own clock, the real one: lease 0 of
+	// each origin expired an hour ago, lease 1 expires in 10 hours, the
+	// others in days.
+	now := time.Now().UTC()
+	expires := func(j int) time.Time {
+		switch j {
+		case 0:
+			return now.Add(-time.Hour)
+		case 1:
+			return now.Add(10 * time.Hour)
+		}
+		return now.Add(time.Duration(j) * 48 * time.Hour)
+	}
+	var leases []store.Lease
+	for i := range origins {
+		ref := fmt.Sprintf("%08x-0000-4000-8000-000000000000", i)
+		if _, err := f.db.RegisterOrigin(store.Origin{Ref: ref, Hostname: fmt.Sprintf("vm-%04d", i),
+			OSPlatform: "Debian GNU/Linux 12 (bookworm)", GuestDriverVersion: "550.90.07", Created: now.Add(-72 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		for j := range perOrigin {
+			leases = append(leases, store.Lease{Ref: fmt.Sprintf("%08x-%04x-4000-8000-000000000001", i, j), OriginRef: ref,
+				ProductName: "NVIDIA RTX Virtual Workstation", FeatureName: "Quadro-Virtual-DWS",
+				Created: now.Add(-72 * time.Hour), Expires: expires(j), Updated: now.Add(-2 * time.Hour)})
+		}
+	}
+	for start := 0; start < len(leases); start += 500 {
+		if err := f.db.CreateLeases(leases[start:min(start+500, len(leases))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	httpsURL, _, _ := f.tlsServer(t)
+	b := newBrowser(t)
+	b.do("open /-/manage", chromedp.Navigate(httpsURL+"/-/manage"))
+	b.waitFor("first page", `document.body.dataset.loaded && document.querySelectorAll("tr.lease").length > 0`)
+	rows := eval[int](b, `document.querySelectorAll("#rows tr").length`)
+	if rows > 101 {
+		t.Errorf("%d rows in the DOM for 3,300 rows of data, want one page (at most 101)", rows)
+	}
+	wantPages := (origins*(perOrigin+1) + 99) / 100
+	if got := eval[string](b, `document.getElementById("page").textContent`); got != fmt.Sprintf("Page 1 of %d", wantPages) {
+		t.Errorf("pager says %q, want Page 1 of %d", got, wantPages)
+	}
+	if got := eval[string](b, `document.getElementById("summary").textContent`); got != "3000 leases on 300 origins" {
+		t.Errorf("summary %q", got)
+	}
+	b.screenshot("page1", false)
+	b.do("next page", chromedp.Click(chromedp.CSS("#next")))
+	b.waitFor("page 2", `document.getElementById("page").textContent.startsWith("Page 2 ")`)
+	if first := eval[string](b, `document.querySelector("#rows tr.origin .host").textContent`); first != "vm-0009 (continued)" {
+		t.Errorf("page 2 starts with %q, want vm-0009 (continued)", first)
+	}
+	// A host far beyond the first page is found by the filter.
+	b.do("filter", chromedp.SendKeys(chromedp.CSS("#filter"), "vm-0277"))
+	b.waitFor("one origin", `document.querySelectorAll("tr.origin").length === 1 && document.querySelectorAll("tr.lease").length === 10`)
+	if got := eval[string](b, `document.getElementById("page").textContent`); got != "Page 1 of 1" {
+		t.Errorf("filtered pager %q", got)
+	}
+	_ = eval[bool](b, `(f => { f.value = ""; return f.dispatchEvent(new Event("input")); })(document.getElementById("filter"))`)
+	for _, c := range []struct{ state, want string }{
+		{"soon", "300 origins, 300 leases match"}, {"expired", "300 origins, 300 leases match"}, {"all", "300 origins, 3000 leases"},
+	} {
+		_ = eval[bool](b, `(s => { s.value = `+js(c.state)+`; return s.dispatchEvent(new Event("change")); })(document.getElementById("state"))`)
+		b.waitFor(c.state, `document.getElementById("count").textContent === `+js(c.want))
+		if c.state == "soon" {
+			b.screenshot("soon", false)
+		}
+	}
+	b.expectClean("/-/manage with 3,000 leases")
 }
