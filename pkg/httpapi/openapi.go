@@ -225,9 +225,10 @@ func openAPIDocument(routes []route, version string) map[string]any {
 	comps["LeaseList"] = arrayOf(ref("Lease"), "")
 
 	paths := map[string]schema{}
-	for _, rt := range routes {
+	for i, rt := range routes {
 		d := opDocs[rt.method+" "+rt.path]
-		op := schema{"summary": rt.summary, "operationId": strings.ToLower(rt.method) + strings.ReplaceAll(rt.path, "/", "_")}
+		op := schema{"summary": rt.summary, "operationId": strings.ToLower(rt.method) + strings.ReplaceAll(rt.path, "/", "_"),
+			"x-order": i} // the route table's order: the guest's journey, then the operator's
 		if d.description != "" {
 			op["description"] = d.description
 		}

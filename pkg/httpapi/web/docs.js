@@ -102,13 +102,16 @@
       el("h3", { text: "Error answers" }),
       el("p", { text: "Every error answer is JSON of this shape, with the HTTP status repeated:" }),
       schema({ $ref: "#/components/schemas/Error" }, 0));
-    const groups = new Map();
+    const all = [];
     for (const [path, item] of Object.entries(spec.paths)) {
-      for (const [method, op] of Object.entries(item)) {
-        const tag = (op.tags || ["other"])[0];
-        if (!groups.has(tag)) groups.set(tag, []);
-        groups.get(tag).push(operation(path, method, op));
-      }
+      for (const [method, op] of Object.entries(item)) all.push([path, method, op]);
+    }
+    all.sort((a, b) => (a[2]["x-order"] ?? 0) - (b[2]["x-order"] ?? 0));
+    const groups = new Map();
+    for (const [path, method, op] of all) {
+      const tag = (op.tags || ["other"])[0];
+      if (!groups.has(tag)) groups.set(tag, []);
+      groups.get(tag).push(operation(path, method, op));
     }
     const out = [];
     for (const t of spec.tags || []) {
