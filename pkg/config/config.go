@@ -41,6 +41,15 @@ type Config struct {
 	LeaseRenewalPeriod float64
 	LeaseGrace         time.Duration
 
+	// Bounds against unbounded growth (issue 9).
+	MaxEnvironmentBytes int           // DLS_MAX_ENVIRONMENT_BYTES
+	MaxFieldLength      int           // DLS_MAX_FIELD_LENGTH
+	MaxLeasesPerOrigin  int           // DLS_MAX_LEASES_PER_ORIGIN
+	MaxConnections      int           // DLS_MAX_CONNECTIONS
+	IdleTimeout         time.Duration // DLS_IDLE_TIMEOUT
+	OriginMaxAge        time.Duration // DLS_ORIGIN_MAX_AGE, 0 = keep
+	CompactFreeMB       int           // DLS_COMPACT_FREE_MB, 0 = never at start
+
 	CORSOrigins []string
 	AdminToken  string
 	Debug       bool
@@ -76,6 +85,7 @@ var (
 	errNotBool   = errors.New("not a boolean (true/false, yes/no, on/off, 1/0)")
 	errNotInt    = errors.New("not a whole number")
 	errNegative  = errors.New("must not be negative")
+	errPositive  = errors.New("must be a whole number of 1 or more")
 	errPort      = errors.New("not a port number (1-65535)")
 	errFraction  = errors.New("must be a number between 0 and 1, both exclusive")
 	errDuration  = errors.New("not a duration such as 24h or 90m")
@@ -182,6 +192,14 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	c.LeaseExpire = p.daysHours("LEASE_EXPIRE", 90, 0)
 	c.LeaseRenewalPeriod = p.fraction("LEASE_RENEWAL_PERIOD", 0.15)
 	c.LeaseGrace = p.duration("DLS_LEASE_GRACE", 24*time.Hour, true)
+
+	c.MaxEnvironmentBytes = p.positiveInt("DLS_MAX_ENVIRONMENT_BYTES", 16384)
+	c.MaxFieldLength = p.positiveInt("DLS_MAX_FIELD_LENGTH", 256)
+	c.MaxLeasesPerOrigin = p.positiveInt("DLS_MAX_LEASES_PER_ORIGIN", 64)
+	c.MaxConnections = p.positiveInt("DLS_MAX_CONNECTIONS", 1024)
+	c.IdleTimeout = p.duration("DLS_IDLE_TIMEOUT", 5*time.Second, false)
+	c.OriginMaxAge = p.duration("DLS_ORIGIN_MAX_AGE", 2160*time.Hour, true)
+	c.CompactFreeMB = p.nonNegativeInt("DLS_COMPACT_FREE_MB", 64)
 
 	c.CORSOrigins = p.list("CORS_ORIGINS", "https://"+c.URL)
 	c.AdminToken = p.str("DLS_ADMIN_TOKEN", "")
@@ -354,6 +372,21 @@ func (p *parser) nonNegativeInt(key string, def int) int {
 	return n
 }
 
+// positiveInt reads a bound: a whole number of at least 1 (a bound of 0
+// would refuse everything; a huge one turns the bound off in effect).
+func (p *parser) positiveInt(key string, def int) int {
+	v, ok := p.lookup(key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		p.fail(key, v, errPositive)
+		return def
+	}
+	return n
+}
+
 func (p *parser) port(key string, def int) int {
 	v, ok := p.lookup(key)
 	if !ok {
@@ -455,6 +488,14 @@ func (c *Config) Public() map[string]any {
 		"DLS_STORE_OUTAGE":     c.StoreOutage.String(),
 		"DLS_NODES":            nodeStrings(c.Nodes),
 		"DLS_ADMIN_TOKEN_SET":  c.AdminToken != "",
+
+		"DLS_MAX_ENVIRONMENT_BYTES": c.MaxEnvironmentBytes,
+		"DLS_MAX_FIELD_LENGTH":      c.MaxFieldLength,
+		"DLS_MAX_LEASES_PER_ORIGIN": c.MaxLeasesPerOrigin,
+		"DLS_MAX_CONNECTIONS":       c.MaxConnections,
+		"DLS_IDLE_TIMEOUT":          c.IdleTimeout.String(),
+		"DLS_ORIGIN_MAX_AGE":        c.OriginMaxAge.String(),
+		"DLS_COMPACT_FREE_MB":       c.CompactFreeMB,
 	}
 	// The admin token is never shown, even where an admin pasted it into another setting.
 	if c.AdminToken != "" {

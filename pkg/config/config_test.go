@@ -37,6 +37,8 @@ func TestDefaults(t *testing.T) {
 		SiteKeyXID:   "00000000-0000-0000-0000-000000000000",
 		TokenExpire:  24 * time.Hour, LeaseExpire: 90 * 24 * time.Hour,
 		LeaseRenewalPeriod: 0.15, LeaseGrace: 24 * time.Hour,
+		MaxEnvironmentBytes: 16384, MaxFieldLength: 256, MaxLeasesPerOrigin: 64,
+		MaxConnections: 1024, IdleTimeout: 5 * time.Second, OriginMaxAge: 2160 * time.Hour, CompactFreeMB: 64,
 		CORSOrigins: []string{"https://localhost"},
 		StoreOutage: 5 * time.Minute, Nodes: []Node{{Host: "localhost", Port: 443}},
 	}
@@ -170,6 +172,14 @@ func TestBadValues(t *testing.T) {
 		{"DLS_HTTP_LISTEN", "localhost"},
 		{"DLS_DB", ""},
 		{"DLS_URL", ""},
+		{"DLS_MAX_ENVIRONMENT_BYTES", "0"},
+		{"DLS_MAX_FIELD_LENGTH", "-1"},
+		{"DLS_MAX_LEASES_PER_ORIGIN", "many"},
+		{"DLS_MAX_CONNECTIONS", "0"},
+		{"DLS_IDLE_TIMEOUT", "0"},
+		{"DLS_IDLE_TIMEOUT", "5"},
+		{"DLS_ORIGIN_MAX_AGE", "-1h"},
+		{"DLS_COMPACT_FREE_MB", "-1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
