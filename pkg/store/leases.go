@@ -45,7 +45,7 @@ func (db *DB) CreateLeases(ls []Lease) error {
 	entries := make([]entry, len(ls))
 	seen := make(map[string]bool, len(ls))
 	for i, l := range ls {
-		if err := checkLease(l); err != nil {
+		if err := cmp.Or(checkLease(l), db.limits.checkLease(l)); err != nil {
 			return fmt.Errorf("create lease %q: %w", l.Ref, err)
 		}
 		if seen[l.Ref] {
@@ -74,6 +74,10 @@ func (db *DB) CreateLeases(ls []Lease) error {
 				bizErr = fmt.Errorf("create lease %q: %w", e.ref, ErrExists)
 				return nil // nothing written yet
 			}
+		}
+		if err := db.limits.checkLeaseCount(ib, ls); err != nil {
+			bizErr = fmt.Errorf("create %d leases: %w", len(ls), err)
+			return nil // nothing written yet
 		}
 		for _, e := range entries {
 			if err := lb.Put(e.ref, e.value); err != nil {

@@ -55,6 +55,9 @@ func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
 		}
 		o.Environment = buf.Bytes()
 	}
+	if err := db.limits.checkOrigin(o); err != nil {
+		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
+	}
 
 	var stored Origin
 	err := db.commit(func(tx *bolt.Tx) error {

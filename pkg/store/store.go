@@ -46,6 +46,7 @@ const maxRefLen = 256
 type DB struct {
 	bdb       *bolt.DB
 	path      string      // bbolt forgets its path on Close; we keep it for errors
+	limits    Limits      // bounds on what guests may store (limits.go)
 	checking  atomic.Bool // a Check is running (see Check)
 	committer             // group commit of the request-path writes (commit.go)
 	// viaBatch is set by benchmarks only (export_test.go): commit goes
@@ -60,6 +61,12 @@ type DB struct {
 // refused (there are no migrations yet). The caller must [DB.Close] the
 // result.
 func Open(path string) (*DB, error) {
+	return OpenOptions(path, Options{})
+}
+
+// OpenOptions is [Open] with [Options]: the bounds the store enforces on
+// what guests may store.
+func OpenOptions(path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("open store: %w: empty path", ErrInvalid)
 	}
@@ -86,7 +93,7 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open store %s: %w", path, err), bdb.Close())
 	}
-	return &DB{bdb: bdb, path: path}, nil
+	return &DB{bdb: bdb, path: path, limits: opts.Limits}, nil
 }
 
 func checkSchemaVersion(b []byte) error {
