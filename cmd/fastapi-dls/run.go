@@ -145,7 +145,7 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		log.Warn("running as root; the packaged service runs as the fastapi-dls user")
 	}
 
-	db, err := openStore(ctx, cfg)
+	db, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -201,8 +201,8 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 	}
 
 	var jobs []server.Job
-	if cfg.LeaseGrace > 0 {
-		jobs = append(jobs, server.Job{Name: "sweep-expired-leases", Every: sweepEvery, Run: api.Sweep})
+	if cfg.LeaseGrace > 0 || cfg.OriginMaxAge > 0 {
+		jobs = append(jobs, server.Job{Name: "sweep", Every: sweepEvery, Run: api.Sweep})
 	}
 	err = server.Run(ctx, server.Config{
 		Listeners:       ls,
@@ -216,6 +216,8 @@ func serve(ctx context.Context, envFile string, lookupEnv func(string) (string, 
 		Jobs:            jobs,
 		Status:          api.StatusLine,
 		Logger:          log,
+		IdleTimeout:     cfg.IdleTimeout,
+		MaxConnections:  cfg.MaxConnections,
 	})
 	if err != nil {
 		return err
@@ -237,7 +239,7 @@ func initKeys(envFile string, lookupEnv func(string) (string, bool), stdout, std
 		_, err = ensureKeys(cfg, log)
 		return err
 	}
-	db, err := openStore(context.Background(), cfg)
+	db, err := openStore(context.Background(), cfg, log)
 	if err != nil {
 		return err
 	}

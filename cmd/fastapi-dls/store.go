@@ -19,16 +19,36 @@ const openTimeout = 30 * time.Second
 
 // openStore opens the configured store: PostgreSQL when DLS_STORE (or a
 // postgresql:// DATABASE) names one, else the bbolt file DLS_DB.
-func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	limits := storeLimits(cfg)
 	if cfg.Store != "" {
 		ctx, cancel := context.WithTimeout(ctx, openTimeout)
 		defer cancel()
-		return store.OpenPostgres(ctx, cfg.Store, 0)
+		pg, err := store.OpenPostgres(ctx, cfg.Store, 0)
+		if err != nil {
+			return nil, err
+		}
+		pg.SetLimits(limits)
+		return pg, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o750); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
 	}
-	return store.Open(cfg.DB)
+	if before, after, did, err := store.CompactIfFree(cfg.DB, int64(cfg.CompactFreeMB)<<20); err != nil {
+		return nil, err
+	} else if did {
+		log.Info("database compacted", slog.String("file", cfg.DB), slog.Int64("bytes_before", before), slog.Int64("bytes_after", after))
+	}
+	return store.OpenOptions(cfg.DB, store.Options{Limits: limits})
+}
+
+// storeLimits are the bounds the store enforces, from the settings.
+func storeLimits(cfg *config.Config) store.Limits {
+	return store.Limits{
+		EnvironmentBytes: cfg.MaxEnvironmentBytes,
+		FieldLength:      cfg.MaxFieldLength,
+		LeasesPerOrigin:  cfg.MaxLeasesPerOrigin,
+	}
 }
 
 // keysFor returns this node's key set, creating what is missing, and makes

@@ -27,7 +27,12 @@ func (e *methodNotAllowedError) Error() string {
 func httpStatus(err error) (code int, title, detail string) {
 	var tooLarge *http.MaxBytesError
 	var notAllowed *methodNotAllowedError
+	var limit *store.LimitError
 	switch {
+	case errors.As(err, &limit) && limit.What == store.LimitLeasesPerOrigin:
+		return http.StatusConflict, "", "origin holds too many leases: " + limit.Error() + " (DLS_MAX_LEASES_PER_ORIGIN); return one first"
+	case errors.As(err, &limit):
+		return http.StatusRequestEntityTooLarge, "", limit.Error() + " (DLS_MAX_ENVIRONMENT_BYTES, DLS_MAX_FIELD_LENGTH)"
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "", "request body too large"
 	case errors.Is(err, errBodyTruncated):

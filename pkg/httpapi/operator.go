@@ -118,50 +118,6 @@ func queryBool(r *http.Request, name string) bool {
 	return false
 }
 
-func (a *API) origins(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	origins, err := a.db.Origins()
-	if err != nil {
-		return err
-	}
-	withLeases := queryBool(r, "leases")
-	out := make([]originView, len(origins))
-	for i, o := range origins {
-		out[i] = viewOrigin(o)
-		if !withLeases {
-			continue
-		}
-		leases, err := a.db.Leases(o.Ref)
-		if err != nil {
-			return err
-		}
-		out[i].Leases = make([]leaseView, 0, len(leases))
-		for _, l := range leases {
-			out[i].Leases = append(out[i].Leases, a.viewLease(l))
-		}
-	}
-	return a.reply(w, r, http.StatusOK, out)
-}
-
-func (a *API) leases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	leases, err := a.db.Leases("")
-	if err != nil {
-		return err
-	}
-	withOrigin := queryBool(r, "origin")
-	out := make([]leaseView, len(leases))
-	for i, l := range leases {
-		out[i] = a.viewLease(l)
-		if !withOrigin {
-			continue
-		}
-		if o, err := a.db.Origin(l.OriginRef); err == nil {
-			v := viewOrigin(o)
-			out[i].Origin = &v
-		}
-	}
-	return a.reply(w, r, http.StatusOK, out)
-}
-
 func (a *API) deleteOrigins(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	origins, leases, err := a.db.DeleteOrigins()
 	if err != nil {

@@ -47,6 +47,9 @@ func (a *API) newRouter() *httprouter.Router {
 		w.WriteHeader(http.StatusNoContent) // cors() set the headers
 	})
 	rt.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
+		if v == http.ErrAbortHandler {
+			panic(v) // a streamed answer that broke off: net/http cuts the connection
+		}
 		a.log.Error("handler panicked", slog.String("path", r.URL.Path), slog.Any("panic", v))
 		a.fail(w, r, fmt.Errorf("internal error"))
 	}

@@ -79,6 +79,9 @@ type Config struct {
 	// Server limits, applied to both servers; 0 means the Default* constant.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
+	// MaxConnections bounds the open connections per listener (see limit.go); 0 means
+	// [DefaultMaxConnections].
+	MaxConnections int
 }
 
 // Job is periodic work, e.g. the expired-lease sweep.
@@ -177,6 +180,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		servers = append(servers, served{nameHTTP, newHTTPServer(&cfg, cfg.HTTPHandler, log), cfg.Listeners.HTTP})
 	} else {
 		log.Info("no http listener, Windows guests cannot release their lease on shutdown")
+	}
+	for i := range servers {
+		ll := newLimitListener(servers[i].l, orDefault(cfg.MaxConnections, DefaultMaxConnections), servers[i].name, log)
+		servers[i].l, servers[i].srv.ConnState = ll, ll.connState
 	}
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {

@@ -22,6 +22,13 @@ type Store interface {
 	DeleteLease(ref string) error
 	DeleteExpired(before time.Time) ([]string, error)
 
+	// LeasesAfter and OriginsAfter page through everything in ref order
+	// (bytewise), for listings that must not hold the whole store.
+	LeasesAfter(after string, limit int) ([]Lease, error)
+	OriginsAfter(after string, limit int) ([]Origin, error)
+	// DeleteIdleOrigins removes origins with no lease not updated since before.
+	DeleteIdleOrigins(before time.Time) ([]string, error)
+
 	Check(ctx context.Context) error
 	Stats() (origins, leases int, err error)
 	// Path names the store for logs: a file name, or a URL without its

@@ -30,6 +30,9 @@ type Limits struct {
 	LeasesPerOrigin int
 }
 
+// LimitLeasesPerOrigin is the [LimitError.What] of [Limits.LeasesPerOrigin].
+const LimitLeasesPerOrigin = "leases per origin"
+
 // ErrLimit reports that a write would pass one of the [Limits]; nothing was
 // written. The error is a [*LimitError] that says which bound.
 var ErrLimit = errors.New("store: over a limit")
@@ -98,7 +101,7 @@ func (l Limits) checkLeaseCount(ib *bolt.Bucket, ls []Lease) error {
 		proposed[x.OriginRef]++
 	}
 	for origin, n := range proposed {
-		if err := over("leases per origin", l.LeasesPerOrigin, n+countIndexed(ib, origin, l.LeasesPerOrigin+1)); err != nil {
+		if err := over(LimitLeasesPerOrigin, l.LeasesPerOrigin, n+countIndexed(ib, origin, l.LeasesPerOrigin+1)); err != nil {
 			return err
 		}
 	}
@@ -115,3 +118,7 @@ func countIndexed(ib *bolt.Bucket, originRef string, max int) int {
 	}
 	return n
 }
+
+// SetLimits replaces the bounds set by [OpenOptions]. Call it before the
+// first write; it is not safe for concurrent use with writes.
+func (db *DB) SetLimits(l Limits) { db.limits = l }

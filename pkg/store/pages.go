@@ -45,11 +45,8 @@ func (db *DB) OriginsAfter(after string, limit int) ([]Origin, error) {
 // page calls fn for up to limit keys of the named bucket after the key after,
 // in one short read transaction.
 func (db *DB) page(name []byte, after string, limit int, fn func(k, v []byte) error) error {
-	if limit < 1 || limit > MaxPage {
-		return fmt.Errorf("%w: page size %d not in 1..%d", ErrInvalid, limit, MaxPage)
-	}
-	if len(after) > maxRefLen {
-		return fmt.Errorf("%w: ref longer than %d bytes", ErrInvalid, maxRefLen)
+	if err := checkPage(after, limit); err != nil {
+		return err
 	}
 	return db.bdb.View(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, name)
@@ -72,4 +69,15 @@ func (db *DB) page(name []byte, after string, limit int, fn func(k, v []byte) er
 		}
 		return nil
 	})
+}
+
+// checkPage refuses a page size outside 1..MaxPage and an overlong cursor.
+func checkPage(after string, limit int) error {
+	if limit < 1 || limit > MaxPage {
+		return fmt.Errorf("%w: page size %d not in 1..%d", ErrInvalid, limit, MaxPage)
+	}
+	if len(after) > maxRefLen {
+		return fmt.Errorf("%w: ref longer than %d bytes", ErrInvalid, maxRefLen)
+	}
+	return nil
 }

@@ -40,6 +40,7 @@ type PG struct {
 	pool     *pgxpool.Pool
 	name     string // the URL without its password, for logs and errors
 	timeout  time.Duration
+	limits   Limits // SetLimits (postgres_maint.go)
 	checking atomic.Bool
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -97,6 +98,9 @@ func (db *PG) RegisterOrigin(o Origin) (Origin, error) {
 		}
 		o.Environment = buf.Bytes()
 	}
+	if err := db.limits.checkOrigin(o); err != nil {
+		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
+	}
 	c, cns := pgTime(o.Created)
 	u, uns := pgTime(o.Updated)
 	var env []byte
@@ -188,7 +192,7 @@ func (db *PG) CreateLeases(ls []Lease) error {
 	cns, ens, uns := make([]int16, n), make([]int16, n), make([]int16, n)
 	seen := make(map[string]bool, n)
 	for i, l := range ls {
-		if err := checkLease(l); err != nil {
+		if err := cmp.Or(checkLease(l), db.limits.checkLease(l)); err != nil {
 			return fmt.Errorf("create lease %q: %w", l.Ref, err)
 		}
 		if err := checkText("lease", l.Ref, l.OriginRef, l.ProductName, l.FeatureName); err != nil {
@@ -226,6 +230,12 @@ func (db *PG) CreateLeases(ls []Lease) error {
 			return err
 		}
 		if len(inserted) == n {
+			if err := db.checkLeaseCount(ctx, tx, ls); err != nil {
+				if errors.Is(err, ErrLimit) {
+					bizErr = fmt.Errorf("create %d leases: %w", n, err)
+				}
+				return err // rolls back the insert
+			}
 			return nil
 		}
 		got := make(map[string]bool, len(inserted))

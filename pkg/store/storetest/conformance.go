@@ -101,6 +101,9 @@ func Conformance(t *testing.T, b Backend) {
 		{"CheckAndStats", testCheckAndStats},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"RenewReleaseRace", testRenewReleaseRace},
+		{"Limits", testLimits},
+		{"Pages", testPages},
+		{"DeleteIdleOrigins", testDeleteIdleOrigins},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestConnectionLimit: with MaxConnections 2, two requests in flight are
+// both served (the limit is reached, not passed); a third connection waits
+// (it is not refused) until one of them ends; and when the two slots hold
+// idle keep-alive connections, one of those is closed so that a new client
+// is served at once instead of after the idle timeout.
+func TestConnectionLimit(t *testing.T) {
+	entered, release := make(chan struct{}, 8), make(chan struct{})
+	addr := serveForTest(t, Config{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/block" {
+				entered <- struct{}{}
+				<-release
+			}
+			io.WriteString(w, "ok")
+		}),
+		MaxConnections: 2,
+		IdleTimeout:    time.Minute, // only the limit can close idle connections here
+	})
+	// Each client holds one keep-alive connection of its own.
+	client := func() *http.Client {
+		return &http.Client{Timeout: 2 * wait, Transport: &http.Transport{TLSClientConfig: clientTLS(), MaxConnsPerHost: 1}}
+	}
+	fetch := func(c *http.Client, path string, done chan<- error) {
+		resp, err := c.Get("https://" + addr + path)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}
+	// waitServing's probe may still hold a connection; let it go idle first.
+	a, b, c := client(), client(), client()
+	doneA, doneB, doneC := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	go fetch(a, "/block", doneA)
+	go fetch(b, "/block", doneB)
+	for i := range 2 {
+		select {
+		case <-entered:
+		case <-time.After(wait):
+			t.Fatalf("only %d of 2 requests reached the handler at the limit of 2", i)
+		}
+	}
+	go fetch(c, "/fast", doneC)
+	select {
+	case err := <-doneC:
+		t.Fatalf("a third connection was served while two requests were in flight (limit 2): %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	release <- struct{}{} // one blocker ends; its connection turns idle and may be closed
+	for _, done := range []chan error{doneC} {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the waiting client failed: %v", err)
+			}
+		case <-time.After(wait):
+			t.Fatal("the waiting client was not served after a slot freed")
+		}
+	}
+	close(release)
+	for _, done := range []chan error{doneA, doneB} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Now a, b and c all hold idle keep-alive connections (or had theirs
+	// closed); a fourth client is served at once, well before the minute of
+	// IdleTimeout.
+	doneD := make(chan error, 1)
+	start := time.Now()
+	go fetch(client(), "/fast", doneD)
+	select {
+	case err := <-doneD:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(wait):
+		t.Fatal("idle keep-alive connections kept a new client out")
+	}
+	t.Logf("fourth client served after %v", time.Since(start))
+}
