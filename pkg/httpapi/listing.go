@@ -195,22 +195,28 @@ func (a *API) leases(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	}
 	withOrigin := queryBool(r, "origin")
 	return a.stream(w, r, func(aw *arrayWriter) error {
-		var last *originView // leases of one origin often follow each other
+		// Origins seen lately, so that each is read once per stretch of the
+		// listing rather than once per lease (bounded: cleared when full).
+		seen := map[string]*originView{}
 		return walk(w, r, p, a.db.LeasesAfter, func(l store.Lease) string { return l.Ref }, func(l store.Lease) error {
 			v := a.viewLease(l)
 			if withOrigin {
-				if last == nil || last.OriginRef != l.OriginRef {
-					last = nil
+				ov, ok := seen[l.OriginRef]
+				if !ok {
 					o, err := a.db.Origin(l.OriginRef)
 					switch {
 					case err == nil:
-						ov := viewOrigin(o)
-						last = &ov
+						view := viewOrigin(o)
+						ov = &view
 					case !errors.Is(err, store.ErrNotFound):
 						return err
 					}
+					if len(seen) >= maxListLimit {
+						clear(seen)
+					}
+					seen[l.OriginRef] = ov
 				}
-				v.Origin = last
+				v.Origin = ov
 			}
 			return aw.add(v)
 		})

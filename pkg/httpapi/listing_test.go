@@ -75,6 +75,7 @@ func TestListingMemoryBounded(t *testing.T) {
 	f := newFixture(t, nil)
 	want := fillLeases(t, f, 100000)
 	base, _, client := f.tlsServer(t)
+	client.Timeout = 5 * time.Minute // -race on a busy machine is slow
 
 	runtime.GC()
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
