@@ -151,10 +151,10 @@ func TestBounds(t *testing.T) {
 	if n := bytes.Count([]byte(l0), []byte(`"lease_ref"`)); n != 3 {
 		t.Errorf("%d leases stored, want 3", n)
 	}
-	for _, want := range []string{"status=413", "status=409"} {
-		if !strings.Contains(d.logs.String(), want) {
-			t.Errorf("no log line with %s", want)
-		}
+	// Client mistakes are logged, at most a line per client per interval
+	// (the later refusals of this one client may be folded into a count).
+	if !strings.Contains(d.logs.String(), "status=413") {
+		t.Errorf("the first refusal was not logged")
 	}
 	d.stop(t)
 }

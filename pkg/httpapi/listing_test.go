@@ -116,7 +116,7 @@ func TestListingMemoryBounded(t *testing.T) {
 			t.Fatalf("after %d leases: %v", len(got), err)
 		}
 		if i := strings.Index(item, leaseStart); i >= 0 {
-			got = append(got, item[i+len(leaseStart):i+len(leaseStart)+36])
+			got = append(got, strings.Clone(item[i+len(leaseStart):i+len(leaseStart)+36])) // a substring would keep the item alive
 		}
 		if strings.Contains(item, originStart) && strings.Contains(item, `"hostname":"guest-`) {
 			withOrigin++
