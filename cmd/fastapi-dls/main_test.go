@@ -100,9 +100,13 @@ func emptyEnvFile(t *testing.T, dir string) string {
 	return p
 }
 
+var keyCacheMu sync.Mutex
+
 // withKeys copies the shared key set into env's CERT_PATH (making it once).
 func withKeys(t *testing.T, env map[string]string) {
 	t.Helper()
+	keyCacheMu.Lock() // parallel tests: one makes the set, the others wait
+	defer keyCacheMu.Unlock()
 	if _, err := os.Stat(keyCache); err != nil {
 		out, err := command(env, "init").CombinedOutput()
 		if err != nil {

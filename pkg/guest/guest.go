@@ -81,6 +81,15 @@ type Guest struct {
 	// DLSURL and DLSPort are what the client token tells guests to connect to.
 	DLSURL  string
 	DLSPort int
+	// Nodes are the HTTPS bases of every node of the client token's
+	// node_url_list, in idx order (a single node for a lone server).
+	Nodes []string
+	// Failover makes the guest behave as one that knows a cluster: when a
+	// request fails without an HTTP answer (connection refused or cut), the
+	// request fails, and BaseURL moves on to the next of Nodes, where the
+	// guest's later requests go. (The failed request is not retried: it may
+	// have taken effect before the node went down.)
+	Failover bool
 	// ScopeRefs is the client token's scope_ref_list, sent with proposals.
 	ScopeRefs []string
 	// AuthToken is the bearer token from Authorize.
@@ -109,9 +118,24 @@ func (g *Guest) Sibling() *Guest {
 		OriginRef: g.OriginRef, Product: g.Product, Environment: g.Environment, Now: g.Now,
 		Rand: g.Rand, Skew: g.Skew, InstanceRef: g.InstanceRef, AllotmentRef: g.AllotmentRef,
 		SiteKeyXID: g.SiteKeyXID, SIKey: g.SIKey, DLSURL: g.DLSURL, DLSPort: g.DLSPort,
+		Nodes: g.Nodes, Failover: g.Failover,
 		ScopeRefs: g.ScopeRefs, clientToken: g.clientToken, keyConfig: g.keyConfig,
 	}
 	return s
+}
+
+// nextNode moves BaseURL to the node after the current one (see Failover).
+func (g *Guest) nextNode() {
+	if !g.Failover || len(g.Nodes) < 2 {
+		return
+	}
+	next := g.Nodes[0]
+	for i, n := range g.Nodes {
+		if strings.TrimSuffix(g.BaseURL, "/") == n {
+			next = g.Nodes[(i+1)%len(g.Nodes)]
+		}
+	}
+	g.BaseURL = next
 }
 
 func (g *Guest) now() time.Time {
@@ -228,6 +252,9 @@ func (g *Guest) do(ctx context.Context, r request) (*response, error) {
 	}
 	resp, err := g.client().Do(req)
 	if err != nil {
+		if ctx.Err() == nil {
+			g.nextNode()
+		}
 		return nil, fmt.Errorf("%s: %s %s: %w", r.step, r.method, r.url, err)
 	}
 	defer resp.Body.Close()

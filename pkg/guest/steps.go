@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,8 +134,7 @@ func (g *Guest) ClientTokenAt(ctx context.Context, path string) error {
 	sic := f.object("service_instance_configuration")
 	sic.keys("nls_service_instance_ref", "svc_port_set_list", "node_url_list")
 	instance := sic.uuidOrWant("nls_service_instance_ref", g.InstanceRef)
-	port := checkPortSets(sic)
-	url := checkNodeURLs(sic)
+	hosts, ports := checkNodeURLs(sic, checkPortSets(sic))
 	f.merge(sic)
 	if f.err != nil {
 		return f.err
@@ -151,7 +152,11 @@ func (g *Guest) ClientTokenAt(ctx context.Context, path string) error {
 	}
 
 	g.SIKey, g.keyConfig, g.clientToken = pub, kc, token
-	g.ScopeRefs, g.DLSURL, g.DLSPort = scopes, url, port
+	g.ScopeRefs, g.DLSURL, g.DLSPort = scopes, hosts[0], ports[0]
+	g.Nodes = g.Nodes[:0]
+	for i := range hosts {
+		g.Nodes = append(g.Nodes, "https://"+net.JoinHostPort(hosts[i], strconv.Itoa(ports[i])))
+	}
 	if g.InstanceRef == "" {
 		g.InstanceRef = instance
 	}
@@ -186,69 +191,86 @@ func (g *Guest) crossCheckJWT(token string, pub any) error {
 	return nil
 }
 
-func checkPortSets(sic *fields) int {
+// checkPortSets checks svc_port_set_list, one set per distinct port of a
+// cluster's nodes (idx 0, 1, …), and returns each set's port.
+func checkPortSets(sic *fields) []int {
 	sets := sic.array("svc_port_set_list")
 	if sic.err != nil {
-		return 0
+		return nil
 	}
-	if len(sets) != 1 {
-		sic.fail("svc_port_set_list has %d entries, want 1", len(sets))
-		return 0
+	if len(sets) == 0 {
+		sic.fail("svc_port_set_list is empty, want a set per port")
+		return nil
 	}
-	s := sic.elem("svc_port_set_list", 0, sets[0])
-	s.keys("idx", "d_name", "svc_port_map")
-	if v := s.raw("idx"); v != nil && string(v) != "0" {
-		s.fail("%sidx is %s, want 0", s.path, v)
-	}
-	s.equal("d_name", "DLS")
-	m := s.array("svc_port_map")
-	if s.err == nil && len(m) != 2 {
-		s.fail("%ssvc_port_map has %d entries, want auth and lease", s.path, len(m))
-	}
-	var ports [2]int64
-	for i, service := range []string{"auth", "lease"} {
-		if s.err != nil {
-			break
+	out := make([]int, 0, len(sets))
+	for idx := range sets {
+		s := sic.elem("svc_port_set_list", idx, sets[idx])
+		s.keys("idx", "d_name", "svc_port_map")
+		if v := s.raw("idx"); v != nil && string(v) != strconv.Itoa(idx) {
+			s.fail("%sidx is %s, want %d", s.path, v, idx)
 		}
-		e := s.elem("svc_port_map", i, m[i])
-		e.keys("service", "port")
-		e.equal("service", service)
-		ports[i] = e.integer("port")
-		if e.err == nil && (ports[i] < 1 || ports[i] > 65535) {
-			e.fail("%sport %d is not a port", e.path, ports[i])
+		s.equal("d_name", "DLS")
+		m := s.array("svc_port_map")
+		if s.err == nil && len(m) != 2 {
+			s.fail("%ssvc_port_map has %d entries, want auth and lease", s.path, len(m))
 		}
-		s.merge(e)
+		var ports [2]int64
+		for i, service := range []string{"auth", "lease"} {
+			if s.err != nil {
+				break
+			}
+			e := s.elem("svc_port_map", i, m[i])
+			e.keys("service", "port")
+			e.equal("service", service)
+			ports[i] = e.integer("port")
+			if e.err == nil && (ports[i] < 1 || ports[i] > 65535) {
+				e.fail("%sport %d is not a port", e.path, ports[i])
+			}
+			s.merge(e)
+		}
+		if s.err == nil && ports[0] != ports[1] {
+			s.fail("%ssvc_port_map ports differ (%d, %d), want DLS_PORT for both", s.path, ports[0], ports[1])
+		}
+		sic.merge(s)
+		out = append(out, int(ports[0]))
 	}
-	if s.err == nil && ports[0] != ports[1] {
-		s.fail("%ssvc_port_map ports differ (%d, %d), want DLS_PORT for both", s.path, ports[0], ports[1])
-	}
-	sic.merge(s)
-	return int(ports[0])
+	return out
 }
 
-func checkNodeURLs(sic *fields) string {
+// checkNodeURLs checks node_url_list (idx 0, 1, …, each naming a port set)
+// and returns each node's host and port, in idx order: the order a guest
+// tries them.
+func checkNodeURLs(sic *fields, ports []int) (hosts []string, nodePorts []int) {
 	nodes := sic.array("node_url_list")
 	if sic.err != nil {
-		return ""
+		return nil, nil
 	}
-	if len(nodes) != 1 {
-		sic.fail("node_url_list has %d entries, want 1", len(nodes))
-		return ""
+	if len(nodes) == 0 {
+		sic.fail("node_url_list is empty, want one entry per node")
+		return nil, nil
 	}
-	n := sic.elem("node_url_list", 0, nodes[0])
-	n.keys("idx", "url", "url_qr", "svc_port_set_idx")
-	for _, k := range []string{"idx", "svc_port_set_idx"} {
-		if v := n.raw(k); v != nil && string(v) != "0" {
-			n.fail("%s%s is %s, want 0", n.path, k, v)
+	for i := range nodes {
+		n := sic.elem("node_url_list", i, nodes[i])
+		n.keys("idx", "url", "url_qr", "svc_port_set_idx")
+		if v := n.raw("idx"); v != nil && string(v) != strconv.Itoa(i) {
+			n.fail("%sidx is %s, want %d", n.path, v, i)
 		}
+		set := n.integer("svc_port_set_idx")
+		if n.err == nil && (set < 0 || int(set) >= len(ports)) {
+			n.fail("%ssvc_port_set_idx %d names no svc_port_set_list entry", n.path, set)
+		}
+		url := n.str("url")
+		if n.err == nil && url == "" {
+			n.fail("%surl is empty, want DLS_URL", n.path)
+		}
+		n.equal("url_qr", url)
+		sic.merge(n)
+		if sic.err != nil {
+			return nil, nil
+		}
+		hosts, nodePorts = append(hosts, url), append(nodePorts, ports[set])
 	}
-	url := n.str("url")
-	if n.err == nil && url == "" {
-		n.fail("%surl is empty, want DLS_URL", n.path)
-	}
-	n.equal("url_qr", url)
-	sic.merge(n)
-	return url
+	return hosts, nodePorts
 }
 
 // Register registers the guest's origin with POST /auth/v1/origin, sending a

@@ -203,7 +203,10 @@ func (c *Cluster) URL(name string) string {
 
 var dbSeq atomic.Int64
 
-// NewDB creates an empty database and returns its URL.
+// NewDB returns the URL of a new, empty database of its own. It is a
+// schema of the cluster's "postgres" database, selected by search_path in
+// the URL: much faster to create than a database, and as isolated for the
+// store, whose SQL names no schema.
 func (c *Cluster) NewDB(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
@@ -214,10 +217,10 @@ func (c *Cluster) NewDB(t testing.TB) string {
 		t.Fatalf("connect to test cluster: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		t.Fatalf("create test schema: %v", err)
 	}
-	return c.URL(name)
+	return c.URL("postgres") + "&search_path=" + name
 }
 
 var (
