@@ -221,12 +221,23 @@ func TestDatabaseOutage(t *testing.T) {
 	url := c.NewDB(t)
 	dir := t.TempDir()
 	env := daemonEnv(t, dir)
-	env["DLS_STORE"] = url
+	// The test cluster trusts every local connection, so a password in the
+	// URL costs nothing and shows whether it leaks into logs or /-/config.
+	env["DLS_STORE"] = strings.Replace(url, "postgres@", "postgres:s3cret-pw@", 1)
 	withKeys(t, env)
 	base := "https://" + env["DLS_LISTEN"]
 	d := start(t, command(env, "serve"))
 	waitHealthy(t, d, base)
 	ctx := testContext(t)
+	if resp, err := insecureClient().Get(base + "/-/config"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `"DLS_STORE":"postgres://postgres:`) || strings.Contains(string(body), "s3cret-pw") {
+			t.Errorf("/-/config DLS_STORE not shown redacted: %s", body)
+		}
+	}
 
 	const guests = 6
 	gs := make([]*guest.Guest, guests)
@@ -313,6 +324,9 @@ func TestDatabaseOutage(t *testing.T) {
 	if !strings.Contains(d.logs.String(), "request failed") {
 		t.Error("no 503 was logged")
 	}
+	if strings.Contains(d.logs.String(), "s3cret-pw") {
+		t.Error("the database password is in the log")
+	}
 }
 
 // waitHealth polls /-/health until it answers code (bounded).
@@ -383,5 +397,61 @@ func TestOneKeySetPerStore(t *testing.T) {
 	out, err = command(third, "serve").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "another key set") {
 		t.Errorf("serve with another key set: %v\n%s", err, out)
+	}
+}
+
+// TestStoreCopy: a node's bbolt file is copied to PostgreSQL and back with
+// the verb; the copy serves the same guest (its lease renews) and the round
+// trip gives back the same origins and leases.
+func TestStoreCopy(t *testing.T) {
+	t.Parallel()
+	c := pgtest.New(t)
+	url := c.NewDB(t)
+	dir := t.TempDir()
+	env := daemonEnv(t, dir)
+	withKeys(t, env)
+	base := "https://" + env["DLS_LISTEN"]
+	d := start(t, command(env, "serve"))
+	waitHealthy(t, d, base)
+	ctx := testContext(t)
+	g, ref := leasedGuest(ctx, t, base)
+
+	// While the daemon holds the file, the copy refuses at once.
+	out, err := command(env, "store", "copy", "--from", env["DLS_DB"], "--to", url).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "stop the daemon first") {
+		t.Errorf("copy from a locked file: %v\n%s", err, out)
+	}
+	d.stop(t)
+	out, err = command(env, "store", "copy", "--from", env["DLS_DB"], "--to", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "copied 1 origins and 1 leases") {
+		t.Fatalf("copy to PostgreSQL: %v\n%s", err, out)
+	}
+
+	// The node on PostgreSQL serves the guest's lease.
+	env["DLS_STORE"] = url
+	d = start(t, command(env, "serve"))
+	waitHealthy(t, d, base)
+	if err := g.Renew(ctx, ref); err != nil {
+		t.Fatalf("renew after the move to PostgreSQL: %v", err)
+	}
+	d.stop(t)
+
+	back := filepath.Join(t.TempDir(), "back.db")
+	out, err = command(env, "store", "copy", "--from", url, "--to", back).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "copied 1 origins and 1 leases") {
+		t.Fatalf("copy back to bbolt: %v\n%s", err, out)
+	}
+	out, err = command(env, "store", "copy", "--from", url, "--to", back).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "copy into an empty store") {
+		t.Errorf("copy into a full store: %v\n%s", err, out)
+	}
+	db, err := store.Open(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ls, err := db.Leases("")
+	if err != nil || len(ls) != 1 || ls[0].Ref != ref || !sameInstant(ls[0].Expires, g.LeaseExpires[ref]) {
+		t.Errorf("lease after the round trip: %+v, %v; want %s until %v", ls, err, ref, g.LeaseExpires[ref])
 	}
 }

@@ -29,6 +29,10 @@ const usage = `usage: fastapi-dls [serve|init|client-token|health|version] [-env
   client-token  print a fresh client configuration token to stdout
   health        ask the running daemon (DLS_LISTEN) for its health: exit 0
                 when it answers healthy, 1 otherwise (a container's HEALTHCHECK)
+  store copy --from A --to B
+                copy every origin and lease from store A to the empty store B;
+                each is a bbolt file or a postgres:// URL (stop the daemon of
+                a bbolt file first)
   version       print the version
 
 Settings come from the env file (-env, $DLS_ENV_FILE, default /etc/fastapi-dls/env)
@@ -43,6 +47,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	verb := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		verb, args = args[0], args[1:]
+	}
+	if verb == "store" {
+		return storeVerb(ctx, args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("fastapi-dls "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)

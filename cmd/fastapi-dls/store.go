@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -100,4 +102,61 @@ func outageGrace(cfg *config.Config) time.Duration {
 		return 0
 	}
 	return cfg.StoreOutage
+}
+
+// storeVerb runs `fastapi-dls store copy --from A --to B`.
+func storeVerb(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "copy" {
+		fmt.Fprintf(stderr, "usage: fastapi-dls store copy --from A --to B\n")
+		return 2
+	}
+	fs := flag.NewFlagSet("fastapi-dls store copy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", "", "source store: a bbolt file or a postgres:// URL")
+	to := fs.String("to", "", "destination store, empty: a bbolt file (created) or a postgres:// URL")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *from == "" || *to == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "usage: fastapi-dls store copy --from A --to B\n")
+		return 2
+	}
+	if err := copyStores(ctx, *from, *to, stdout); err != nil {
+		fmt.Fprintf(stderr, "fastapi-dls store copy: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func copyStores(ctx context.Context, from, to string, stdout io.Writer) error {
+	if _, err := os.Stat(from); !store.IsPostgresURL(from) && err != nil {
+		return fmt.Errorf("source: %w", err) // never create an empty source file
+	}
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	src, err := store.OpenAny(octx, from, 0)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w (stop the daemon first: systemctl stop fastapi-dls)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := store.OpenAny(octx, to, 0)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w (stop the daemon first: systemctl stop fastapi-dls)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	o, l, err := store.Copy(dst, src)
+	if err != nil {
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "copied %d origins and %d leases from %s to %s\n", o, l, src.Path(), dst.Path())
+	return err
 }
