@@ -294,6 +294,13 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Errorf("the 503 took %v", took)
 	}
 	waitHealth(t, client, base, http.StatusServiceUnavailable, 30*time.Second)
+	if resp, err := client.Get(base + "/-/health"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "the store does not answer") {
+			t.Errorf("/-/health during the outage does not say why: %s", body)
+		}
+	}
 	time.Sleep(2 * time.Second)
 	select {
 	case err := <-d.done:

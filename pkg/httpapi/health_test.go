@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -96,5 +98,46 @@ func TestHealthFloodRunsNoCheck(t *testing.T) {
 	}
 	if after := f.logs.String(); after != before {
 		t.Errorf("the flood logged:\n%s", after[len(before):])
+	}
+}
+
+// TestHealthReason: a down answer says why, without internals; up says
+// nothing.
+func TestHealthReason(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		check func(context.Context) error
+		want  string
+	}{
+		{"up", nil, ""},
+		{"database unreachable", func(context.Context) error {
+			return fmt.Errorf("check store postgres://db1/dls: %w", context.DeadlineExceeded)
+		}, "the store does not answer"},
+		{"store failing", func(context.Context) error { return errors.New("disk gone") }, "failed its read and write check"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			check := tt.check
+			if check == nil {
+				check = f.db.Check
+			}
+			hc := runChecker(t, check, health.Clock{Synchronised: true})
+			f.rebuild(t, func(c *Config) { c.Health = hc })
+			w := f.call(t, "GET", "/-/health", "", "")
+			var got struct {
+				Reason *string `json:"reason"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.want == "" && got.Reason != nil:
+				t.Errorf("up with a reason: %s", w.Body)
+			case tt.want != "" && (got.Reason == nil || !strings.Contains(*got.Reason, tt.want)):
+				t.Errorf("reason: %s, want one with %q", w.Body, tt.want)
+			case strings.Contains(w.Body.String(), "db1"):
+				t.Errorf("internals in the answer: %s", w.Body)
+			}
+		})
 	}
 }

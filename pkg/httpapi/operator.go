@@ -9,6 +9,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/fastapi-dls/fastapi-dls/pkg/health"
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
@@ -42,6 +43,22 @@ type healthView struct {
 	AgeSeconds        *float64 `json:"age_seconds"`
 	Clock             string   `json:"clock"`
 	ClockMaxErrorSecs *float64 `json:"clock_max_error_seconds"`
+	// Reason says why the status is down, without internals (those are
+	// in the log); absent when up.
+	Reason string `json:"reason,omitempty"`
+}
+
+// downReason says why a health report is not healthy.
+func downReason(rep health.Report) string {
+	switch {
+	case rep.Checked.IsZero():
+		return "not checked yet"
+	case rep.Err == nil:
+		return "the last health check is too old: the checker is stuck"
+	case store.Unreachable(rep.Err):
+		return "the store does not answer (database unreachable or too slow); requests get 503 until it does"
+	}
+	return "the store failed its read and write check; the daemon's log says how"
 }
 
 // health answers from the health checker's latest result: no store access,
@@ -52,7 +69,7 @@ func (a *API) health(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	v := healthView{Status: "up", Clock: rep.Clock.State()}
 	code := http.StatusOK
 	if !ok {
-		v.Status, code = "down", http.StatusServiceUnavailable
+		v.Status, code, v.Reason = "down", http.StatusServiceUnavailable, downReason(rep)
 	}
 	if !rep.Checked.IsZero() {
 		at := protocol.Timestamp(rep.Checked)

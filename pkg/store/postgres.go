@@ -7,16 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -346,4 +349,15 @@ func (db *PG) ClaimKeySet(fp string) error {
 		return fmt.Errorf("%w: it names %s, this node has %s", ErrKeyMismatch, stored, fp)
 	}
 	return nil
+}
+
+// Unreachable reports whether err says the store did not answer — a
+// database that refuses or drops connections, or an operation past its
+// deadline — as opposed to one that answered with a failure. Health reports
+// use it to say why without showing internals.
+func Unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
