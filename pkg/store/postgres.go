@@ -213,9 +213,6 @@ func (db *PG) Close() error {
 // Path returns the URL given to [OpenPostgres] without its password.
 func (db *PG) Path() string { return db.name }
 
-// Timeout is the bound of every operation.
-func (db *PG) Timeout() time.Duration { return db.timeout }
-
 // op returns the context of one operation: its deadline is the timeout.
 func (db *PG) op() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), db.timeout)

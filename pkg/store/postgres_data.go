@@ -259,23 +259,6 @@ func (db *PG) CreateLeases(ls []Lease) error {
 	return nil
 }
 
-// Lease returns the lease ref, whatever its origin, or [ErrNotFound].
-func (db *PG) Lease(ref string) (Lease, error) {
-	if err := cmp.Or(checkRef("lease", ref), checkText("lease ref", ref)); err != nil {
-		return Lease{}, fmt.Errorf("read lease %q: %w", ref, err)
-	}
-	ctx, cancel := db.op()
-	defer cancel()
-	ls, err := scanLeases(db.pool.Query(ctx, "SELECT "+leaseCols+" FROM leases WHERE ref = $1", ref))
-	if err == nil && len(ls) == 0 {
-		err = ErrNotFound
-	}
-	if err != nil {
-		return Lease{}, fmt.Errorf("read lease %q: %w", ref, err)
-	}
-	return ls[0], nil
-}
-
 // Leases returns the leases of originRef, or every lease when originRef is
 // "", sorted by Created, then Ref; never nil.
 func (db *PG) Leases(originRef string) ([]Lease, error) {
