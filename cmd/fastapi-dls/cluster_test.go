@@ -462,3 +462,73 @@ func TestStoreCopy(t *testing.T) {
 		t.Errorf("lease after the round trip: %+v, %v; want %s until %v", ls, err, ref, g.LeaseExpires[ref])
 	}
 }
+
+// TestOutageWatchdogBound: under a systemd watchdog, a database outage
+// shorter than DLS_STORE_OUTAGE keeps the pings coming (no restart for a
+// database restart); past it they stop, so systemd would restart the daemon;
+// when the database is back they resume.
+func TestOutageWatchdogBound(t *testing.T) {
+	t.Parallel()
+	c := pgtest.New(t)
+	env := daemonEnv(t, t.TempDir())
+	env["DLS_STORE"] = c.NewDB(t)
+	env["DLS_STORE_OUTAGE"] = "6s"
+	withKeys(t, env)
+	notify, msgs := notifications(t)
+	env["NOTIFY_SOCKET"] = notify
+	env["WATCHDOG_USEC"] = "2000000" // a check every 500 ms, a ping every 1 s while fed
+	d := start(t, command(env, "serve"))
+	base := "https://" + env["DLS_LISTEN"]
+	waitHealthy(t, d, base)
+	var mu sync.Mutex
+	var pings []time.Time
+	go func() {
+		for m := range msgs {
+			if m == "WATCHDOG=1" {
+				mu.Lock()
+				pings = append(pings, time.Now())
+				mu.Unlock()
+			}
+		}
+	}()
+	pingsBetween := func(from, to time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, p := range pings {
+			if !p.Before(from) && p.Before(to) {
+				n++
+			}
+		}
+		return n
+	}
+	time.Sleep(2 * time.Second)
+	stopped := time.Now()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(11 * time.Second)
+	// Within the grace: fed (about one ping a second).
+	if n := pingsBetween(stopped, stopped.Add(5*time.Second)); n < 3 {
+		t.Errorf("%d pings in the first 5 s of the outage, want about 5 (the grace is 6 s)", n)
+	}
+	// Well past it: none.
+	if n := pingsBetween(stopped.Add(8*time.Second), stopped.Add(11*time.Second)); n != 0 {
+		t.Errorf("%d pings 8–11 s into the outage, want none (the grace is 6 s)", n)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	deadline := back.Add(30 * time.Second)
+	for pingsBetween(back, deadline) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := pingsBetween(back, deadline); n < 2 {
+		t.Errorf("%d pings after the database came back", n)
+	}
+	if !strings.Contains(d.logs.String(), "health checks failing for longer than the grace") {
+		t.Error("giving up was not logged")
+	}
+	d.stop(t)
+}
