@@ -87,24 +87,31 @@ func (a *API) metricsSnapshot() metrics.Snapshot {
 		return s
 	}
 	s.Origins = origins
-	leases, err := a.db.Leases("")
-	if err != nil {
-		s.Err = err
-		return s
-	}
 	s.ActiveByFeature = map[string]int{}
-	for _, l := range leases {
-		left := l.Expires.Sub(now)
-		if left <= 0 {
-			s.Expired++
-			continue
+	// Page through the leases as the listings do: one page in memory,
+	// whatever the store's size.
+	for after := ""; ; {
+		page, err := a.db.LeasesAfter(after, listPage)
+		if err != nil {
+			s.Err = err
+			return s
 		}
-		s.ActiveByFeature[metricFeature(l.ProductName)]++
-		if left <= 24*time.Hour {
-			s.ExpiringWithinDay++
+		for _, l := range page {
+			left := l.Expires.Sub(now)
+			if left <= 0 {
+				s.Expired++
+				continue
+			}
+			s.ActiveByFeature[metricFeature(l.ProductName)]++
+			if left <= 24*time.Hour {
+				s.ExpiringWithinDay++
+			}
 		}
+		if len(page) < listPage {
+			return s
+		}
+		after = page[len(page)-1].Ref
 	}
-	return s
 }
 
 // metricsPage answers GET /-/metrics in the Prometheus text format.

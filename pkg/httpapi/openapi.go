@@ -152,12 +152,13 @@ type opDoc struct {
 var opDocs = map[string]opDoc{
 	"GET /-/client-token": {description: "A fresh client configuration token (.tok) for a guest's ClientConfigToken folder.",
 		mediaType: "text/plain"},
-	"GET /client-token":                {description: "The same as /-/client-token.", mediaType: "text/plain"},
-	"POST /auth/v1/origin":             {request: "OriginRequest", response: "OriginResponse", errors: []int{400, 413}},
-	"POST /auth/v1/origin/update":      {request: "OriginUpdateRequest", response: "OriginUpdateResponse", errors: []int{400, 413}},
-	"POST /auth/v1/code":               {request: "CodeRequest", response: "CodeResponse", errors: []int{400, 413}},
-	"POST /auth/v1/token":              {request: "TokenRequest", response: "TokenResponse", errors: []int{400, 401, 413}},
-	"POST /leasing/v1/lessor":          {request: "LessorRequest", response: "LessorResponse", errors: []int{400, 401, 413}, bearer: true},
+	"GET /client-token":           {description: "The same as /-/client-token.", mediaType: "text/plain"},
+	"POST /auth/v1/origin":        {request: "OriginRequest", response: "OriginResponse", errors: []int{400, 413}},
+	"POST /auth/v1/origin/update": {request: "OriginUpdateRequest", response: "OriginUpdateResponse", errors: []int{400, 413}},
+	"POST /auth/v1/code":          {request: "CodeRequest", response: "CodeResponse", errors: []int{400, 413}},
+	"POST /auth/v1/token":         {request: "TokenRequest", response: "TokenResponse", errors: []int{400, 401, 413}},
+	"POST /leasing/v1/lessor": {request: "LessorRequest", response: "LessorResponse", errors: []int{401, 409}, bearer: true,
+		description: "409 when the origin would hold more than DLS_MAX_LEASES_PER_ORIGIN leases; 413 for a product name over DLS_MAX_FIELD_LENGTH."},
 	"GET /leasing/v1/lessor/leases":    {response: "LeaseListResponse", errors: []int{401}, bearer: true},
 	"DELETE /leasing/v1/lessor/leases": {response: "ReleaseAllResponse", errors: []int{401}, bearer: true},
 	"PUT /leasing/v1/lease/:ref": {request: "RenewRequest", response: "RenewResponse", errors: []int{400, 401, 404, 413}, bearer: true,
@@ -177,11 +178,17 @@ var opDocs = map[string]opDoc{
 	"GET /-/health":                  {response: "Health", description: "503 with status down while the store is not readable and writable."},
 	"GET /-/config":                  {response: "Config"},
 	"GET /-/config/root-certificate": {description: "PEM; 18.x guests are patched to trust it.", mediaType: "text/plain"},
-	"GET /-/origins":                 {response: "OriginList", params: []string{"leases: true to include each origin's leases"}},
-	"DELETE /-/origins":              {ok: http.StatusCreated, description: "Deletes every origin and lease."},
-	"GET /-/leases":                  {response: "LeaseList", params: []string{"origin: true to include each lease's origin"}},
-	"DELETE /-/leases/expired":       {ok: http.StatusCreated, description: "Deletes every lease past its expiry, now."},
-	"DELETE /-/lease/:ref":           {ok: http.StatusCreated, errors: []int{400, 404}, description: "Deletes one lease, whoever holds it."},
+	"GET /-/origins": {response: "OriginList", errors: []int{400}, params: []string{"leases: true to include each origin's leases",
+		"limit: one page of at most this many (1 to 1000); a full page has a Link header (rel=next) to the next",
+		"after: the last origin_ref of the previous page"},
+		description: "Without limit: every origin, streamed as one array."},
+	"DELETE /-/origins": {ok: http.StatusCreated, description: "Deletes every origin and lease."},
+	"GET /-/leases": {response: "LeaseList", errors: []int{400}, params: []string{"origin: true to include each lease's origin",
+		"limit: one page of at most this many (1 to 1000); a full page has a Link header (rel=next) to the next",
+		"after: the last lease_ref of the previous page"},
+		description: "Without limit: every lease, streamed as one array."},
+	"DELETE /-/leases/expired": {ok: http.StatusCreated, description: "Deletes every lease past its expiry, now."},
+	"DELETE /-/lease/:ref":     {ok: http.StatusCreated, errors: []int{400, 404}, description: "Deletes one lease, whoever holds it."},
 	"DELETE /-/origin/:ref/leases": {response: "ReleaseAllResponse", errors: []int{400},
 		description: "Returns every lease of one origin (the management page's \"Return all\"); the origin stays."},
 	"GET /-/metrics":    {description: "Prometheus text format (README: metrics).", mediaType: "text/plain; version=0.0.4"},
@@ -193,9 +200,11 @@ var statusText = map[int]string{
 	400: "The request is not acceptable (the detail says why).",
 	401: "No or a bad token.",
 	403: "The lease is another origin's.",
+	408: "The request body stalled.",
+	409: "The origin holds too many leases (DLS_MAX_LEASES_PER_ORIGIN).",
 	404: "No such lease.",
 	405: "The path does not take this method.",
-	413: "The body is larger than the limit.",
+	413: "The body, the environment or a field is larger than its limit.",
 	503: "The server could not complete the request (its log says why).",
 }
 
@@ -245,8 +254,15 @@ func openAPIDocument(routes []route, version string) map[string]any {
 		}
 		for _, q := range d.params {
 			name, desc, _ := strings.Cut(q, ": ")
+			typ := "boolean"
+			switch name {
+			case "limit":
+				typ = "integer"
+			case "after":
+				typ = "string"
+			}
 			params = append(params, schema{"name": name, "in": "query", "required": false, "description": desc,
-				"schema": schema{"type": "boolean"}})
+				"schema": schema{"type": typ}})
 		}
 		if len(params) > 0 {
 			op["parameters"] = params
@@ -270,6 +286,9 @@ func openAPIDocument(routes []route, version string) map[string]any {
 		}
 		resps := schema{strconv.Itoa(okCode): okResp}
 		errs := append([]int{http.StatusMethodNotAllowed, http.StatusServiceUnavailable}, d.errors...)
+		if d.request != "" { // any body can be malformed, stall or be too large
+			errs = append(errs, http.StatusBadRequest, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge)
+		}
 		if rt.admin {
 			errs = append(errs, http.StatusUnauthorized)
 			op["security"] = []schema{{"adminToken": []string{}}}

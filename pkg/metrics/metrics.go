@@ -87,6 +87,8 @@ func Result(code int) string {
 		return "method_not_allowed"
 	case 408:
 		return "timeout"
+	case 409:
+		return "conflict"
 	case 413:
 		return "too_large"
 	case 429:

@@ -53,7 +53,7 @@ func TestExposition(t *testing.T) {
 
 func TestResult(t *testing.T) {
 	for code, want := range map[int]string{200: "ok", 201: "ok", 400: "bad_request", 401: "unauthorized", 404: "not_found",
-		413: "too_large", 409: "http_409", 503: "error", 500: "error"} {
+		413: "too_large", 409: "conflict", 418: "http_418", 503: "error", 500: "error"} {
 		if got := Result(code); got != want {
 			t.Errorf("Result(%d) = %q, want %q", code, got, want)
 		}
