@@ -329,7 +329,10 @@ func (db *PG) Release(originRef, leaseRef string) error {
 	case err != nil:
 	case deleted > 0:
 		return nil
-	case holder == nil:
+	case holder == nil || *holder == originRef:
+		// Missing, or released by a concurrent caller after this
+		// statement's snapshot was taken (its DELETE waited for the
+		// other's row lock, then found the row gone).
 		err = ErrNotFound
 	default:
 		err = ErrForbidden

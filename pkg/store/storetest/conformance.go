@@ -101,6 +101,7 @@ func Conformance(t *testing.T, b Backend) {
 		{"CheckAndStats", testCheckAndStats},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"RenewReleaseRace", testRenewReleaseRace},
+		{"ReleaseRace", testReleaseRace},
 		{"Limits", testLimits},
 		{"Pages", testPages},
 		{"DeleteIdleOrigins", testDeleteIdleOrigins},
@@ -498,6 +499,39 @@ func testRenewReleaseRace(t *testing.T, b Backend) {
 			if ls := leasesOf(t, s, originA); len(ls) != 0 {
 				t.Errorf("round %d: released lease is back: %+v", round, ls)
 			}
+		}
+	}
+}
+
+// testReleaseRace: one lease released by many callers at once, through
+// every handle: exactly one succeeds, every other finds it gone (404), none
+// is told it belongs to another origin (403).
+func testReleaseRace(t *testing.T, b Backend) {
+	hs := handles(t, b)
+	for round := range 10 {
+		ref := leaseRef(round)
+		must(t, hs[0].CreateLeases([]store.Lease{lease(ref, originA, t0)}))
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for g := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[g] = hs[g%len(hs)].Release(originA, ref)
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, store.ErrNotFound):
+				t.Errorf("round %d: %v, want nil or ErrNotFound", round, err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("round %d: %d releases succeeded, want 1", round, ok)
 		}
 	}
 }
