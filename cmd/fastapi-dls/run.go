@@ -22,7 +22,8 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/server"
 )
 
-const usage = `usage: fastapi-dls [serve|init|client-token|health|version] [-env FILE]
+const usage = `usage: fastapi-dls [serve|init|client-token|health|compact|version] [-env FILE]
+       fastapi-dls backup|restore [-env FILE] FILE
 
   serve         run the licence server (the default)
   init          create every missing key and certificate, then exit
@@ -33,6 +34,12 @@ const usage = `usage: fastapi-dls [serve|init|client-token|health|version] [-env
                 copy every origin and lease from store A to the empty store B;
                 each is a bbolt file or a postgres:// URL (stop the daemon of
                 a bbolt file first)
+  backup FILE   copy the running daemon's database to FILE, consistently,
+                while it serves (GET /-/backup on loopback)
+  restore FILE  check FILE, then make it the database; refused while the
+                daemon runs
+  compact       give the database file's free space back; refused while the
+                daemon runs (serve also compacts at start past DLS_COMPACT_FREE_MB)
   version       print the version
 
 Settings come from the env file (-env, $DLS_ENV_FILE, default /etc/fastapi-dls/env)
@@ -59,8 +66,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fastapi-dls %s: unexpected argument %q\n", verb, fs.Arg(0))
+	wantArgs := 0
+	if verb == "backup" || verb == "restore" {
+		wantArgs = 1
+	}
+	if fs.NArg() != wantArgs {
+		if fs.NArg() > wantArgs {
+			fmt.Fprintf(stderr, "fastapi-dls %s: unexpected argument %q\n", verb, fs.Arg(wantArgs))
+		} else {
+			fmt.Fprintf(stderr, "fastapi-dls %s: which file?\n%s", verb, usage)
+		}
 		return 2
 	}
 
@@ -77,6 +92,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = clientToken(*envFile, lookupEnv, stdout)
 	case "health":
 		err = probeHealth(ctx, *envFile, lookupEnv, stdout)
+	case "backup":
+		err = backupTo(ctx, *envFile, lookupEnv, fs.Arg(0), stdout)
+	case "restore":
+		err = restoreFrom(*envFile, lookupEnv, fs.Arg(0), stdout)
+	case "compact":
+		err = compactDB(*envFile, lookupEnv, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

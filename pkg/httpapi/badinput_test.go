@@ -103,7 +103,7 @@ func TestAdminGuard(t *testing.T) {
 		return serve(f, r).Code
 	}
 	guarded := []struct{ method, path string }{
-		{"GET", "/-/origins"}, {"GET", "/-/leases"}, {"DELETE", "/-/origins"}, {"GET", "/-/metrics"},
+		{"GET", "/-/origins"}, {"GET", "/-/leases"}, {"GET", "/-/backup"}, {"DELETE", "/-/origins"}, {"GET", "/-/metrics"},
 		{"DELETE", "/-/leases/expired"}, {"DELETE", "/-/lease/" + ref},
 		{"DELETE", "/-/origin/cccccccc-cccc-4ccc-8ccc-cccccccccccc/leases"},
 	}

@@ -31,6 +31,8 @@ func httpStatus(err error) (code int, title, detail string) {
 	switch {
 	case errors.As(err, &limit) && limit.What == store.LimitLeasesPerOrigin:
 		return http.StatusConflict, "", "origin holds too many leases: " + limit.Error() + " (DLS_MAX_LEASES_PER_ORIGIN); return one first"
+	case errors.Is(err, errNoBackup):
+		return http.StatusConflict, "", err.Error()
 	case errors.As(err, &limit):
 		return http.StatusRequestEntityTooLarge, "", limit.Error() + " (DLS_MAX_ENVIRONMENT_BYTES, DLS_MAX_FIELD_LENGTH)"
 	case errors.As(err, &tooLarge):

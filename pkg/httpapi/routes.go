@@ -49,6 +49,7 @@ func (a *API) routes() []route {
 		{method: http.MethodDelete, path: "/-/leases/expired", handle: a.deleteExpired, admin: true, summary: "Delete expired leases"},
 		{method: http.MethodDelete, path: "/-/lease/:ref", handle: a.deleteLease, admin: true, summary: "Delete one lease"},
 		{method: http.MethodDelete, path: "/-/origin/:ref/leases", handle: a.deleteOriginLeases, admin: true, summary: "Return all leases of one origin"},
+		{method: http.MethodGet, path: "/-/backup", handle: a.backup, admin: true, summary: "Consistent copy of the store file (bbolt)"},
 		{method: http.MethodGet, path: "/-/metrics", handle: a.metricsPage, admin: true, summary: "Prometheus metrics"},
 		{method: http.MethodGet, path: "/docs", handle: a.docsPage, summary: "API documentation (renders /openapi.json)"},
 		{method: http.MethodGet, path: "/openapi.json", handle: a.openAPI, summary: "OpenAPI 3 description of every endpoint"},
