@@ -93,9 +93,14 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 				default:
 				}
 				var err error
-				if n%2 == 0 {
+				switch {
+				case n%2 == 0:
 					err = g.Renew(ctx, ref)
-				} else {
+				case n%8 == 7: // stay under DLS_MAX_LEASES_PER_ORIGIN
+					if _, err = g.ReturnAll(ctx); err == nil {
+						ref, err = g.CreateLease(ctx)
+					}
+				default:
 					_, err = g.CreateLease(ctx)
 				}
 				if err != nil {
