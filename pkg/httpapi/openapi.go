@@ -129,6 +129,7 @@ var schemas = map[string]schema{
 		"description": "The effective settings keyed by their env names (README: settings). No secret is shown."},
 	"Origin": object("", "origin_ref", str(refDesc), "hostname", str(""), "guest_driver_version", str(""),
 		"os_platform", str(""), "os_version", str(""),
+		"origin_updated", str(isoDesc+" The guest's last registration or environment update (not in FastAPI-DLS)."),
 		"leases?", arrayOf(ref("Lease"), "With ?leases=true.")),
 	"Lease": object("", "lease_ref", str(refDesc), "origin_ref", str(refDesc), "product_name", str(""),
 		"lease_created", str(isoDesc), "lease_expires", str(isoDesc), "lease_updated", str(isoDesc+" Last create or renew."),

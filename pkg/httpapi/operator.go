@@ -96,12 +96,15 @@ func (a *API) rootCertificate(w http.ResponseWriter, r *http.Request, _ httprout
 // originView and leaseView are the operator listings' shapes (FastAPI-DLS's
 // serialize()), times as ISO with +00:00.
 type originView struct {
-	OriginRef          string      `json:"origin_ref"`
-	Hostname           string      `json:"hostname"`
-	GuestDriverVersion string      `json:"guest_driver_version"`
-	OSPlatform         string      `json:"os_platform"`
-	OSVersion          string      `json:"os_version"`
-	Leases             []leaseView `json:"leases,omitempty"`
+	OriginRef          string `json:"origin_ref"`
+	Hostname           string `json:"hostname"`
+	GuestDriverVersion string `json:"guest_driver_version"`
+	OSPlatform         string `json:"os_platform"`
+	OSVersion          string `json:"os_version"`
+	// OriginUpdated is this project's: the guest's last registration or
+	// environment update (its leases' lease_updated say when it last renewed).
+	OriginUpdated string      `json:"origin_updated"`
+	Leases        []leaseView `json:"leases,omitempty"`
 }
 
 type leaseView struct {
@@ -117,7 +120,7 @@ type leaseView struct {
 
 func viewOrigin(o store.Origin) originView {
 	return originView{OriginRef: o.Ref, Hostname: o.Hostname, GuestDriverVersion: o.GuestDriverVersion,
-		OSPlatform: o.OSPlatform, OSVersion: o.OSVersion}
+		OSPlatform: o.OSPlatform, OSVersion: o.OSVersion, OriginUpdated: protocol.ISOTime(o.Updated)}
 }
 
 func (a *API) viewLease(l store.Lease) leaseView {

@@ -99,7 +99,7 @@
   }
 
   function lastSeen(o) {
-    let best = parseTime(o.last_seen);
+    let best = parseTime(o.origin_updated);
     for (const l of o.leases || []) {
       const u = parseTime(l.lease_updated);
       if (!isNaN(u) && (isNaN(best) || u > best)) best = u;
