@@ -81,7 +81,7 @@ func TestFloodKeepsWatchdogRhythm(t *testing.T) {
 	notify, p := listenPings(t)
 	env["NOTIFY_SOCKET"] = notify
 	env["WATCHDOG_USEC"] = "2000000"
-	d := start(t, command(env, "serve"))
+	d := start(t, releaseCommand(t, env, "serve")) // timings of the shipped build, not of -race's
 	base := "https://" + env["DLS_LISTEN"]
 	waitHealthy(t, d, base)
 	// Two pings first: the rhythm is established.

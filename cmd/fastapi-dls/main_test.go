@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -23,40 +24,54 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
-// These tests run the real binary, built once in TestMain, as an admin would:
-// with env vars, over real sockets on 127.0.0.1, stopped by signals.
+// These tests run the daemon as an admin would: as its own process, with env
+// vars, over real sockets on 127.0.0.1, stopped by signals. The process is
+// this test binary itself, started under the name fastapi-dls (a symlink
+// made in TestMain), so that -race and -cover reach the daemon too.
 
 var (
-	binary   string // the fastapi-dls binary under test
-	keyCache string // a key set made once by `fastapi-dls init`, copied per test
+	binary   string   // "fastapi-dls": this test binary, which then runs main
+	keyCache string   // a key set made once by `fastapi-dls init`, copied per test
+	childEnv []string // what every daemon process gets besides its settings
 )
 
+// daemonName is the name under which the test binary is the daemon.
+const daemonName = "fastapi-dls"
+
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == daemonName {
+		main() // exits
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "fastapi-dls-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "fastapi-dls")
-	build := exec.Command(goTool(), "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build:", err)
+	binary = filepath.Join(dir, daemonName)
+	if err := os.Symlink(self, binary); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	keyCache = filepath.Join(dir, "keys")
+	flag.Parse()
+	if testing.CoverMode() != "" {
+		// Under -cover the daemon writes its counters where go test
+		// collects them (-test.gocoverdir), so that they count.
+		cover := dir
+		if f := flag.Lookup("test.gocoverdir"); f != nil && f.Value.String() != "" {
+			cover = f.Value.String()
+		}
+		childEnv = append(childEnv, "GOCOVERDIR="+cover)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// goTool finds the go command that runs this test: `go test` puts its
-// GOROOT/bin first in PATH for the test binary.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "/usr/local/go/bin/go"
 }
 
 // freeAddr returns a loopback address that was free a moment ago.
@@ -123,11 +138,48 @@ func withKeys(t *testing.T, env map[string]string) {
 }
 
 func command(env map[string]string, args ...string) *exec.Cmd {
-	cmd := exec.Command(binary, args...)
+	return commandOf(binary, env, args...)
+}
+
+// releaseBinary builds the daemon as shipped (no -race, no -cover) once, for
+// the tests that hold it to real-time figures: an instrumented daemon runs
+// several times slower and would fail them for the instrumentation.
+var releaseBinary = sync.OnceValues(func() (string, error) {
+	out := filepath.Join(filepath.Dir(binary), "fastapi-dls-release")
+	build := exec.Command(goTool(), "build", "-o", out, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	return out, nil
+})
+
+// goTool finds the go command that runs this test: `go test` puts its
+// GOROOT/bin first in PATH for the test binary.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// releaseCommand is [command] on [releaseBinary].
+func releaseCommand(t *testing.T, env map[string]string, args ...string) *exec.Cmd {
+	t.Helper()
+	bin, err := releaseBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return commandOf(bin, env, args...)
+}
+
+func commandOf(bin string, env map[string]string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	cmd.Env = append(cmd.Env, childEnv...)
 	return cmd
 }
 
@@ -447,11 +499,11 @@ func TestHealthVerb(t *testing.T) {
 }
 
 func TestVersionAndUsage(t *testing.T) {
-	out, err := exec.Command(binary, "version").Output()
+	out, err := command(nil, "version").Output()
 	if err != nil || strings.TrimSpace(string(out)) == "" {
 		t.Errorf("version: %q, %v", out, err)
 	}
-	err = exec.Command(binary, "frobnicate").Run()
+	err = command(nil, "frobnicate").Run()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
 		t.Errorf("unknown verb: %v, want exit 2", err)
@@ -536,6 +588,9 @@ func TestSocketActivated(t *testing.T) {
 	args := []string{"-l", https, "-l", plain, "--fdname=https:http"}
 	for k, v := range env {
 		args = append(args, "-E", k+"="+v)
+	}
+	for _, kv := range childEnv {
+		args = append(args, "-E", kv)
 	}
 	args = append(args, binary, "serve")
 	cmd := exec.Command(activate, args...)
