@@ -38,7 +38,7 @@ func OpenPG(t testing.TB, url string) *store.PG {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := store.OpenPostgres(ctx, url, 0)
+	db, err := store.OpenPostgres(ctx, url, 15*time.Second) // a loaded test machine is slow; the outage tests set their own bound
 	if err != nil {
 		t.Fatalf("storetest: %v", err)
 	}
