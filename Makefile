@@ -53,7 +53,7 @@ test:
 	$(MAKE) fmt-check
 	$(call say,"[3/6] vet")
 	$(MAKE) vet
-	$(call say,"[4/6] lint: staticcheck (first run builds it: 1-2 min)")
+	$(call say,"[4/6] lint: staticcheck and shellcheck (first run builds staticcheck: 1-2 min)")
 	$(MAKE) lint
 	$(call say,"[5/6] unit: go test -race ./... (first run 3-4 min; later about 2 min)")
 	$(MAKE) unit
@@ -92,9 +92,16 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# staticcheck is pinned by go.mod's tool directive (go get -tool …@version).
+# The shell scripts under .ci/ and debian/ (found by their #! line, plus the
+# sourced lib.sh), for shellcheck.
+SHELL_SCRIPTS = $(shell grep -lE '^\#! *(/usr)?/bin/(env +)?(ba|da)?sh' .ci/* debian/* debian/tests/* 2>/dev/null) debian/tests/lib.sh
+
+# staticcheck is pinned by go.mod's tool directive (go get -tool …@version);
+# shellcheck comes from Debian (.ci/deps installs it).
 lint:
 	$(GO) tool staticcheck ./...
+	@command -v shellcheck >/dev/null || { echo "shellcheck is missing: run .ci/deps (Debian package shellcheck)"; exit 1; }
+	shellcheck -x $(SHELL_SCRIPTS)
 
 golden:
 	$(GO) test ./pkg/httpapi -run Golden -update

@@ -1,22 +1,26 @@
-# debian/tests/lib.sh — shared by the package tests (sourced, not run).
+# shellcheck shell=sh
+# debian/tests/lib.sh — the harness of the box tests (sourced, not run): the
+# package tests here and .ci/e2e-systemd.
 #
-# From the host (`make deb-test`): each test boots a fresh Debian bookworm box
-# with .ci/box and drives it from outside; the .deb is dist/*.deb (or $DEB)
-# and the guest simulator bin/dls-guest (or $DLS_GUEST).
+# From the host (`make deb-test`): each test boots a fresh Debian box with
+# .ci/box and drives it from outside; the .deb is dist/*.deb (or $DEB) and the
+# guest simulator bin/dls-guest (or $DLS_GUEST).
 # Under autopkgtest (AUTOPKGTEST_TMP set, isolation-machine, needs-root) the
 # testbed itself is the box: commands run directly, and $DEB must name the
 # .deb to install (the tests install, upgrade and purge it themselves).
+#
+# A caller outside debian/tests sets repo, box and logdir before sourcing.
 #
 # Output: one PASS/FAIL line per check, then "N passed, M failed"; exit 0 only
 # when nothing failed. Every wait is bounded. Logs go to $logdir.
 
 set -eu
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
+repo=${repo:-$(cd "$(dirname "$0")/../.." && pwd)}
 test_name=$(basename "$0")
 BOX=$repo/.ci/box
-box=${DEB_TEST_BOX:-deb-$test_name-$$}
-logdir=${DEB_TEST_LOG_DIR:-${AUTOPKGTEST_ARTIFACTS:-$repo/.cache/deb-test}/$test_name}
+box=${box:-${DEB_TEST_BOX:-deb-$test_name-$$}}
+logdir=${logdir:-${DEB_TEST_LOG_DIR:-${AUTOPKGTEST_ARTIFACTS:-$repo/.cache/deb-test}/$test_name}}
 mkdir -p "$logdir"
 rm -f "$logdir"/*.log "$logdir"/*.txt
 
@@ -109,7 +113,7 @@ find_inputs_() {
 	if [ -z "$deb" ]; then
 		for f in "$repo"/dist/fastapi-dls_*.deb; do deb=$f; done
 	fi
-	[ -n "$deb" ] && [ -f "$deb" ] || { echo "no .deb: run make deb or set DEB"; return 1; }
+	if [ -z "$deb" ] || [ ! -f "$deb" ]; then echo "no .deb: run make deb or set DEB"; return 1; fi
 	guest_bin=${DLS_GUEST:-$repo/bin/dls-guest}
 	if [ ! -x "$guest_bin" ]; then
 		(cd "$repo" && CGO_ENABLED=0 ${GO:-go} build -trimpath -o bin/dls-guest ./cmd/dls-guest)
@@ -117,6 +121,15 @@ find_inputs_() {
 	fi
 	echo "deb: $deb"
 	echo "guest: $guest_bin"
+}
+
+# note_first_box_build says on the console that the next step builds the box
+# image, when it is not cached yet: minutes without other output otherwise.
+note_first_box_build() {
+	if [ -n "$local_mode" ]; then return 0; fi
+	suite=${BOX_SUITE:-bookworm}
+	if [ -f "${BOX_CACHE:-$repo/.cache/box}/$suite.tar" ]; then return 0; fi
+	echo "box: building the $suite image first (debootstrap from the Debian archive: about 150 s; later runs reuse it)"
 }
 
 start_box() {
@@ -139,6 +152,7 @@ finish() {
 	if [ -n "$on_exit" ]; then "$on_exit" || true; fi
 	if [ -z "$local_mode" ] && "$BOX" status "$box" >/dev/null 2>&1; then
 		bx journalctl -b --no-pager -o short-precise >"$logdir/journal.txt" 2>&1 || true
+		bx journalctl -b -u fastapi-dls.service --no-pager -o verbose >"$logdir/journal-fastapi-dls.txt" 2>&1 || true
 		"$BOX" stop "$box" >"$logdir/box-stop.log" 2>&1 || echo "warning: box stop failed, see $logdir/box-stop.log" >&2
 		mv -f "${BOX_ROOT:-/var/tmp/fastapi-dls-box}/$box.console.log" "$logdir/console.log" 2>/dev/null || true
 	fi
