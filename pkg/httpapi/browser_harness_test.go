@@ -198,6 +198,7 @@ func (b *browser) waitFor(what, cond string) {
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second),
 		chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		b.screenshot("failed", true) // what the page showed
 		b.t.Fatalf("waiting for %s (%s): %v (page problems: %q)", what, cond, err, b.takeProblems())
 	}
 }

@@ -257,13 +257,27 @@
     message("error", "Could not " + what + ": " + err.message);
   }
 
+  // confirmAction asks in the page's dialog and resolves true on "ok". The
+  // dialog's close event is queued, not dispatched at once: a quick second
+  // action can open the dialog again before the first round's event arrives,
+  // so the event settles a round only while the dialog is closed, and a new
+  // round first settles the one before (as cancelled).
+  let pendingConfirm = null;
+
+  function settleConfirm(ok) {
+    const resolve = pendingConfirm;
+    pendingConfirm = null;
+    if (resolve) resolve(ok);
+  }
+
   function confirmAction(title, text, okLabel) {
     const d = $("confirm");
     $("confirm-title").textContent = title;
     $("confirm-text").textContent = text;
     $("confirm-ok").textContent = okLabel;
+    settleConfirm(false);
     return new Promise((resolve) => {
-      d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+      pendingConfirm = resolve;
       d.returnValue = "";
       d.showModal();
       $("confirm-cancel").focus();
@@ -363,6 +377,9 @@
   }
 
   function init() {
+    $("confirm").addEventListener("close", () => {
+      if (!$("confirm").open) settleConfirm($("confirm").returnValue === "ok");
+    });
     $("filter").addEventListener("input", onFilter);
     $("state").addEventListener("change", onFilter);
     $("refresh").addEventListener("click", () => { message("", ""); loadHealth(); load(); });
