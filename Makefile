@@ -17,7 +17,7 @@ RUN_HTTP  ?= 127.0.0.1:8080
 # Sub-makes (test, system-test) without "Entering directory" noise.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all build readme run test system-test root-check deps unit fmt-check vet lint golden e2e image image-test units-check deb lintian deb-test bench clean
+.PHONY: all build readme run test system-test root-check deps unit fmt-check vet lint golden e2e image image-test units-check deb lintian deb-test bench fuzz soak clean
 
 all: build
 
@@ -113,6 +113,27 @@ readme:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# fuzz explores every Fuzz target for FUZZTIME each (go test -fuzz takes one
+# target at a time); their seeds (f.Add, testdata/fuzz/) run in every `make
+# unit`. A failure writes the input to testdata/fuzz/<target>/: commit it
+# with the fix, it then stays a test.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for dir in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go') | xargs -n1 dirname | sort -u); do \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
+	    echo "== fuzz ./$$dir $$t for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$dir; \
+	  done; \
+	done
+
+# soak holds SOAK_GUESTS simulated guests renewing against the real daemon
+# for SOAK_TIME and reports errors, the daemon's RSS over time and the file
+# size; it fails on any error or on memory that keeps growing (README: Soak).
+SOAK_TIME   ?= 5m
+SOAK_GUESTS ?= 1000
+soak:
+	SOAK_TIME=$(SOAK_TIME) SOAK_GUESTS=$(SOAK_GUESTS) $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/fastapi-dls
 
 # The container image (.ci/image/Containerfile): FROM scratch, the static
 # binary built here and passwd/group for its user, staged in bin/image (the
