@@ -111,8 +111,11 @@ golden:
 readme:
 	@cmp -s README.md pkg/httpapi/assets/README.md || cp README.md pkg/httpapi/assets/README.md
 
+# bench: micro-benchmarks of the hot paths, then this tree's daemon beside an
+# older commit's under dls-guest load (journeys, renewals, a boot storm);
+# prints the README's performance table. Knobs: BENCH_* in .ci/bench.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	GO=$(GO) ./.ci/bench
 
 # fuzz explores every Fuzz target for FUZZTIME each (go test -fuzz takes one
 # target at a time); their seeds (f.Add, testdata/fuzz/) run in every `make

@@ -231,7 +231,7 @@ func runRSA(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dls-guest rsa: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "RSA-2048 PKCS#1 v1.5 signature: %.3f ms on one core; %.0f/s on all %d cores\n", ms(per), all, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "RSA-2048 PKCS#1 v1.5 signature: %.3f ms of CPU time; %.0f/s on all %d cores\n", ms(per), all, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(stdout, "result rsa_sign_ms=%.3f rsa_signs_s=%.0f cores=%d\n", ms(per), all, runtime.GOMAXPROCS(0))
 	return 0
 }
