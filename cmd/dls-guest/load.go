@@ -147,13 +147,14 @@ func printReport(w io.Writer, r *guest.LoadReport, ready time.Duration) {
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "server: CPU %.2f ms/op (user %.2f, system %.2f), %.1f context switches/op\n",
 			ms(r.CPUPerOp()), ms(s.User)/float64(ops), ms(s.System)/float64(ops), float64(s.CtxSwitches)/float64(ops))
-		fmt.Fprintf(w, "server: resident %.1f MB before, peak %.1f MB (VmHWM %.1f MB), %.1f MB after\n",
-			mb(s.RSSBefore), mb(s.PeakRSS), mb(s.HWM), mb(s.RSSAfter))
+		fmt.Fprintf(w, "server: resident %.1f MB before, peak %.1f MB (VmHWM %.1f MB), %.1f MB after (%.1f own, %.1f mapped files)\n",
+			mb(s.RSSBefore), mb(s.PeakRSS), mb(s.HWM), mb(s.RSSAfter), mb(s.AnonAfter), mb(s.FileAfter))
 		kv = append(kv, fmt.Sprintf("cpu_ms_op=%.3f", ms(r.CPUPerOp())),
 			fmt.Sprintf("user_ms_op=%.3f", ms(s.User)/float64(ops)), fmt.Sprintf("sys_ms_op=%.3f", ms(s.System)/float64(ops)),
 			fmt.Sprintf("ctxsw_op=%.1f", float64(s.CtxSwitches)/float64(ops)),
 			fmt.Sprintf("rss_before_mb=%.1f", mb(s.RSSBefore)), fmt.Sprintf("rss_peak_mb=%.1f", mb(s.PeakRSS)),
-			fmt.Sprintf("hwm_mb=%.1f", mb(s.HWM)), fmt.Sprintf("rss_after_mb=%.1f", mb(s.RSSAfter)))
+			fmt.Sprintf("hwm_mb=%.1f", mb(s.HWM)), fmt.Sprintf("rss_after_mb=%.1f", mb(s.RSSAfter)),
+			fmt.Sprintf("anon_after_mb=%.1f", mb(s.AnonAfter)), fmt.Sprintf("file_after_mb=%.1f", mb(s.FileAfter)))
 	}
 	fmt.Fprintln(w, "result", strings.Join(kv, " "))
 }

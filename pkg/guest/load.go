@@ -396,6 +396,7 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 		}
 		if s, err := readProc(l.PID); err == nil {
 			u.RSSAfter = s.rss
+			u.AnonAfter, u.FileAfter = readSplit(l.PID)
 		}
 		rep.Server = u
 	}
@@ -417,23 +418,32 @@ func Cause(err error) string {
 		}
 		return "violation " + v.Step + ": " + rule
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return "timeout or run ended"
+		return "timeout or run ended" + stepOf(err)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
+		return "connection refused" + stepOf(err)
 	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
+		return "connection reset" + stepOf(err)
 	case errors.Is(err, syscall.EPIPE):
-		return "broken pipe"
+		return "broken pipe" + stepOf(err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return "timeout"
+		return "timeout" + stepOf(err)
 	}
 	s := err.Error()
 	if i := strings.LastIndex(s, ": "); i >= 0 {
 		s = s[i+2:]
 	}
-	return "other: " + s
+	return "other: " + s + stepOf(err)
+}
+
+// stepOf names the step of a request error ("register: POST …: EOF").
+func stepOf(err error) string {
+	step, _, ok := strings.Cut(err.Error(), ": ")
+	if !ok || strings.ContainsAny(step, " /") {
+		return ""
+	}
+	return " (" + step + ")"
 }
 
 // SortedCauses returns the error causes, most frequent first.

@@ -21,6 +21,10 @@ type ServerUsage struct {
 	PeakRSS      int64         // highest VmRSS sampled during it (every 5 ms)
 	HWM          int64         // VmHWM after it: the process's lifetime peak
 	RSSAfter     int64         // VmRSS after the run and IdleAfter
+	// AnonAfter and FileAfter split RSSAfter: the process's own memory
+	// (RssAnon) and mapped file pages (RssFile: the binary's code, the
+	// database file's mmap), which the kernel can drop.
+	AnonAfter, FileAfter int64
 }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
@@ -67,6 +71,15 @@ func readProc(pid int) (procSample, error) {
 		s.ctxSwitches += statusField(b, "voluntary_ctxt_switches:") + statusField(b, "nonvoluntary_ctxt_switches:")
 	}
 	return s, nil
+}
+
+// readSplit returns RssAnon and RssFile in bytes.
+func readSplit(pid int) (anon, file int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	return statusField(b, "RssAnon:") * 1024, statusField(b, "RssFile:") * 1024
 }
 
 // readMem returns VmRSS and VmHWM in bytes.
