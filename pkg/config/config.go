@@ -196,7 +196,7 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	c.MaxEnvironmentBytes = p.positiveInt("DLS_MAX_ENVIRONMENT_BYTES", 16384)
 	c.MaxFieldLength = p.positiveInt("DLS_MAX_FIELD_LENGTH", 256)
 	c.MaxLeasesPerOrigin = p.positiveInt("DLS_MAX_LEASES_PER_ORIGIN", 64)
-	c.MaxConnections = p.positiveInt("DLS_MAX_CONNECTIONS", 1024)
+	c.MaxConnections = p.positiveInt("DLS_MAX_CONNECTIONS", 128)
 	c.IdleTimeout = p.duration("DLS_IDLE_TIMEOUT", 5*time.Second, false)
 	c.OriginMaxAge = p.duration("DLS_ORIGIN_MAX_AGE", 2160*time.Hour, true)
 	c.CompactFreeMB = p.nonNegativeInt("DLS_COMPACT_FREE_MB", 64)

@@ -38,7 +38,7 @@ func TestDefaults(t *testing.T) {
 		TokenExpire:  24 * time.Hour, LeaseExpire: 90 * 24 * time.Hour,
 		LeaseRenewalPeriod: 0.15, LeaseGrace: 24 * time.Hour,
 		MaxEnvironmentBytes: 16384, MaxFieldLength: 256, MaxLeasesPerOrigin: 64,
-		MaxConnections: 1024, IdleTimeout: 5 * time.Second, OriginMaxAge: 2160 * time.Hour, CompactFreeMB: 64,
+		MaxConnections: 128, IdleTimeout: 5 * time.Second, OriginMaxAge: 2160 * time.Hour, CompactFreeMB: 64,
 		CORSOrigins: []string{"https://localhost"},
 		StoreOutage: 5 * time.Minute, Nodes: []Node{{Host: "localhost", Port: 443}},
 	}

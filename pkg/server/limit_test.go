@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,4 +90,58 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatal("idle keep-alive connections kept a new client out")
 	}
 	t.Logf("fourth client served after %v", time.Since(start))
+}
+
+// TestConnectionLimitSparesBusyGuest: at the limit, a connection idle for
+// less than minIdle — a guest between two requests of its journey — is not
+// closed for a newcomer: its next request goes over the same connection
+// (had it been closed, a POST caught in flight would fail; one sent after
+// the close reconnects, which the trace shows), and the newcomer gets the
+// slot once the connection has idled for minIdle.
+func TestConnectionLimitSparesBusyGuest(t *testing.T) {
+	addr := serveForTest(t, Config{
+		Handler:        http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		MaxConnections: 1,
+		IdleTimeout:    time.Minute,
+	})
+	client := func() *http.Client {
+		return &http.Client{Timeout: 2 * wait, Transport: &http.Transport{TLSClientConfig: clientTLS(), MaxConnsPerHost: 1}}
+	}
+	post := func(c *http.Client) (reused bool, err error) {
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+			http.MethodPost, "https://"+addr+"/", strings.NewReader("{}"))
+		if err != nil {
+			return false, err
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		return reused, err
+	}
+	a := client()
+	defer a.CloseIdleConnections()
+	if _, err := post(a); err != nil {
+		t.Fatal(err)
+	}
+	doneB := make(chan error, 1)
+	go func() { _, err := post(client()); doneB <- err }()
+	time.Sleep(200 * time.Millisecond) // b waits at the limit; a checks its answer
+	reused, err := post(a)
+	if err != nil {
+		t.Fatalf("the busy guest's next request failed: its connection was closed for a newcomer: %v", err)
+	}
+	if !reused {
+		t.Fatal("the busy guest had to reconnect: its connection was closed for a newcomer")
+	}
+	select {
+	case err := <-doneB:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(wait + minIdle):
+		t.Fatal("the newcomer was not served once the connection had idled")
+	}
 }

@@ -181,9 +181,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	} else {
 		log.Info("no http listener, Windows guests cannot release their lease on shutdown")
 	}
+	var httpsLimit *limitListener
 	for i := range servers {
 		ll := newLimitListener(servers[i].l, orDefault(cfg.MaxConnections, DefaultMaxConnections), servers[i].name, log)
 		servers[i].l, servers[i].srv.ConnState = ll, ll.connState
+		if i == 0 {
+			httpsLimit = ll
+		}
 	}
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
@@ -207,6 +211,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	var wg sync.WaitGroup
+	wg.Go(func() { httpsLimit.trimWhenQuiet(bg, 5*time.Second) })
 	wd, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
 		log.Warn("watchdog disabled", "err", err)
