@@ -532,3 +532,29 @@ func TestOutageWatchdogBound(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// TestStartWaitsForDatabase: a node started while PostgreSQL is down keeps
+// trying and comes up when it is back (within the 30 s bound).
+func TestStartWaitsForDatabase(t *testing.T) {
+	t.Parallel()
+	c := pgtest.New(t)
+	env := daemonEnv(t, t.TempDir())
+	env["DLS_STORE"] = c.NewDB(t)
+	withKeys(t, env)
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, command(env, "serve"))
+	time.Sleep(3 * time.Second)
+	select {
+	case err := <-d.done:
+		d.done <- err // for start's cleanup
+		t.Fatalf("the daemon gave up while the database was down: %v", err)
+	default:
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, d, "https://"+env["DLS_LISTEN"])
+	d.stop(t)
+}

@@ -24,9 +24,7 @@ const openTimeout = 30 * time.Second
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	limits := storeLimits(cfg)
 	if cfg.Store != "" {
-		ctx, cancel := context.WithTimeout(ctx, openTimeout)
-		defer cancel()
-		pg, err := store.OpenPostgres(ctx, cfg.Store, 0)
+		pg, err := openPostgres(ctx, cfg.Store)
 		if err != nil {
 			return nil, err
 		}
@@ -50,6 +48,26 @@ func storeLimits(cfg *config.Config) store.Limits {
 		EnvironmentBytes: cfg.MaxEnvironmentBytes,
 		FieldLength:      cfg.MaxFieldLength,
 		LeasesPerOrigin:  cfg.MaxLeasesPerOrigin,
+	}
+}
+
+// openPostgres opens the PostgreSQL store, trying again every second for up
+// to openTimeout while the database does not answer: a node that boots while
+// the database restarts comes up with it, instead of failing at once and
+// running into systemd's start limit.
+func openPostgres(ctx context.Context, url string) (*store.PG, error) {
+	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	for {
+		db, err := store.OpenPostgres(ctx, url, 0)
+		if err == nil || !store.Unreachable(err) {
+			return db, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up after %v)", err, openTimeout)
+		case <-time.After(time.Second):
+		}
 	}
 }
 
