@@ -106,7 +106,7 @@ func Verify(path string) (origins, leases int, err error) {
 // with [ErrLocked] while another process (the daemon) has it open; the copy
 // is fsynced and renamed into place (the directory fsynced too), and keeps
 // the old file's mode and, where permitted, owner. A missing path is
-// created (mode 0600).
+// created (mode 0600, owned like its directory where permitted).
 func Restore(src, path string) error {
 	if _, _, err := Verify(src); err != nil {
 		return fmt.Errorf("restore %s: %w", src, err)
@@ -126,6 +126,13 @@ func Restore(src, path string) error {
 	if err := copyFile(src, tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("restore %s: %w", src, err)
+	}
+	if old == nil {
+		// A new file: owned like its directory (the daemon's state
+		// directory), so that the daemon's user can open what root restored.
+		if dir, err := os.Stat(filepath.Dir(path)); err == nil {
+			chownLike(tmp, dir)
+		}
 	}
 	if err := replaceFile(tmp, path, old); err != nil {
 		return fmt.Errorf("restore %s: %w", src, err)
