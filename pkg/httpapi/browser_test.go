@@ -251,7 +251,7 @@ func TestBrowserRemoteNeedsToken(t *testing.T) {
 // error, no failed request and nothing fetched from outside this server, at
 // desktop and phone width.
 func TestBrowserPagesClean(t *testing.T) {
-	f := browserFixture(t, nil)
+	f := browserFixture(t, map[string]string{"DLS_NODES": "dls-a.example,dls-b.example:8443"})
 	b := newBrowser(t)
 	httpsURL, httpURL, client := f.tlsServer(t)
 	leasedGuest(t, f, httpsURL, httpURL, client, "clean-vm")
@@ -263,6 +263,9 @@ func TestBrowserPagesClean(t *testing.T) {
 	} {
 		b.do("open "+p.path, chromedp.Navigate(httpsURL+p.path))
 		b.waitFor(p.path+" ready", p.ready)
+		if p.name == "manage" { // with DLS_NODES, the card lists the nodes
+			b.waitFor("the nodes guests are told", `document.getElementById("dls-address").textContent === "dls-a.example:443\ndls-b.example:8443"`)
+		}
 		if p.name == "docs" {
 			// Open every operation: each renders its shapes without error.
 			_ = eval[bool](b, `document.querySelectorAll("details.op").forEach(d => d.open = true), true`)

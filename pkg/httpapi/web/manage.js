@@ -326,7 +326,14 @@
     } catch (e) { $("version").textContent = ""; }
     try {
       const c = await api("GET", "/-/config");
-      $("dls-address").textContent = c.DLS_URL + ":" + c.DLS_PORT;
+      const told = c.DLS_URL + ":" + c.DLS_PORT;
+      const nodes = Array.isArray(c.DLS_NODES) ? c.DLS_NODES : [];
+      if (nodes.length > 1 || (nodes.length === 1 && nodes[0] !== told)) {
+        $("dls-address").textContent = nodes.join("\n");
+        $("dls-address-note").textContent = "DLS_NODES, in the order guests try them, in every client token.";
+      } else {
+        $("dls-address").textContent = told;
+      }
     } catch (e) { $("dls-address").textContent = "unknown"; }
     await loadHealth();
   }
