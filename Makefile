@@ -45,7 +45,7 @@ run: build
 # lintian, deb-test). The system tests need root;
 # `make unit` runs the Go tests alone without it. The steps run one after
 # another in this order, also under `make -j` (each is a sub-make; -j only
-# parallelises inside a step). Times are for 2 cores, first run / later runs.
+# parallelises inside a step). The times printed were measured on 2 busy cores.
 test:
 	$(call say,"[1/6] deps: Debian packages the tests need (first run: apt-get; 1-2 min)")
 	$(MAKE) deps
@@ -55,9 +55,9 @@ test:
 	$(MAKE) vet
 	$(call say,"[4/6] lint: staticcheck and shellcheck (first run builds staticcheck: 1-2 min)")
 	$(MAKE) lint
-	$(call say,"[5/6] unit: go test -race ./... (first run 3-4 min; later about 2 min)")
+	$(call say,"[5/6] unit: go test -race ./... (5-10 min on 2 cores)")
 	$(MAKE) unit
-	$(call say,"[6/6] system-test: systemd-nspawn boxes and podman (first run 10-15 min; later about 6 min)")
+	$(call say,"[6/6] system-test: systemd-nspawn boxes and podman (10-15 min; the first run builds images: some minutes more)")
 	$(MAKE) system-test
 
 system-test:
@@ -70,7 +70,7 @@ system-test:
 	$(call say,"deb: building the Debian package (about 1 min)")
 	DEB_BUILD_OPTIONS=nocheck $(MAKE) deb
 	$(MAKE) lintian
-	$(call say,"deb-test: package tests in bookworm and trixie boxes (first run builds the trixie image too: 2-3 min more)")
+	$(call say,"deb-test: package tests in bookworm and trixie and noble boxes (3-4 min each; a first run builds their images: 2-3 min each)")
 	$(MAKE) deb-test
 
 root-check:
