@@ -22,7 +22,7 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/server"
 )
 
-const usage = `usage: fastapi-dls [serve|init|client-token|health|compact|version] [-env FILE]
+const usage = `usage: fastapi-dls [serve|init|client-token|health|compact|config|import|version] [-env FILE] [flags]
        fastapi-dls backup|restore [-env FILE] FILE
 
   serve         run the licence server (the default)
@@ -40,6 +40,15 @@ const usage = `usage: fastapi-dls [serve|init|client-token|health|compact|versio
                 daemon runs
   compact       give the database file's free space back; refused while the
                 daemon runs (serve also compacts at start past DLS_COMPACT_FREE_MB)
+  config [NAME...]
+                print the settings in effect as KEY=value lines, or the
+                value of each NAME alone (secrets show as ***)
+  import [-db FILE|URL] [-app DIR] [-cert-dir DIR] [-root-key FILE]
+         [-instance-key FILE] [-instance-pub FILE]
+                take over a FastAPI-DLS installation: its SQLite database
+                (origins, leases) into the store, its key set into CERT_PATH;
+                without flags, from FastAPI-DLS's Debian package layout and
+                the env file (DATABASE, CERT_PATH, INSTANCE_KEY_RSA/PUB)
   version       print the version
 
 Settings come from the env file (-env, $DLS_ENV_FILE, default /etc/fastapi-dls/env)
@@ -63,6 +72,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	envDefault, _ := lookupEnv("DLS_ENV_FILE")
 	envFile := fs.String("env", envDefault, "env `file` to read (default /etc/fastapi-dls/env)")
+	var src importFlags
+	if verb == "import" {
+		src.register(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,7 +83,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if verb == "backup" || verb == "restore" {
 		wantArgs = 1
 	}
-	if fs.NArg() != wantArgs {
+	if fs.NArg() != wantArgs && verb != "config" { // config takes any number of names
 		if fs.NArg() > wantArgs {
 			fmt.Fprintf(stderr, "fastapi-dls %s: unexpected argument %q\n", verb, fs.Arg(wantArgs))
 		} else {
@@ -98,6 +111,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		err = restoreFrom(*envFile, lookupEnv, fs.Arg(0), stdout)
 	case "compact":
 		err = compactDB(*envFile, lookupEnv, stdout)
+	case "config":
+		var code int
+		if code, err = printConfig(*envFile, lookupEnv, fs.Args(), stdout); code == 2 {
+			fmt.Fprintf(stderr, "fastapi-dls %s: %v\n", verb, err)
+			return 2
+		}
+	case "import":
+		err = runImport(ctx, *envFile, lookupEnv, src, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -124,15 +124,11 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	for _, s := range Settings {
 		known[s.Name] = true
 	}
-	copies := systemdCopies(path)
-	// lookup: process env > file > alias > default ("" + false when unset);
-	// a process value that is only systemd's copy of the file's line yields
-	// to the file's own reading (see systemdCopies).
+	// lookup: process env > file > alias > default ("" + false when unset).
+	// The daemon is the only reader of the env file (the unit has no
+	// EnvironmentFile=), so a process value is always a real override.
 	lookup := func(name string) (string, bool) {
 		if v, ok := lookupEnv(name); ok {
-			if fv, inFile := file[name]; inFile && copies[name] == v {
-				return strings.TrimSpace(fv), true
-			}
 			return strings.TrimSpace(v), true
 		}
 		if v, ok := file[name]; ok {
@@ -238,6 +234,10 @@ func lookupFirst(lookupEnv func(string) (string, bool), file map[string]string, 
 	v, ok := file[name]
 	return strings.TrimSpace(v), ok
 }
+
+// Default returns the default the settings table gives name ("" for a
+// name it lacks or leaves unset), e.g. Default("CERT_PATH").
+func Default(name string) string { return tableDefault(name) }
 
 // tableDefault returns the default Settings gives name. A name missing from
 // the table is a programming error that every test run catches at once.
@@ -511,6 +511,54 @@ func (c *Config) Public() map[string]any {
 				m[k] = out
 			}
 		}
+	}
+	return m
+}
+
+// Value is one resolved setting: its env name and its effective value written
+// as it would be in the env file.
+type Value struct {
+	Name  string
+	Value string
+}
+
+// Values returns every setting of [Settings], in its order, with the value in
+// effect (from the process environment, the env file or the default), written
+// in env-file syntax: lists comma-separated, lifetimes as whole _DAYS and
+// _HOURS. DLS_ADMIN_TOKEN shows as *** when set, and DATABASE's secrets are
+// hidden as in [Config.Public], so the output can be pasted into a bug report.
+// The caller owns the returned slice.
+func (c *Config) Values() []Value {
+	m := c.values()
+	out := make([]Value, 0, len(Settings))
+	for _, s := range Settings {
+		out = append(out, Value{s.Name, m[s.Name]}) // TestValues: every name is in m
+	}
+	return out
+}
+
+// values is [Config.Public] in env-file syntax, with the settings Public
+// shows in another form (lifetimes, the admin token) written as set.
+func (c *Config) values() map[string]string {
+	m := map[string]string{}
+	for name, v := range c.Public() {
+		switch v := v.(type) {
+		case []string:
+			m[name] = strings.Join(v, ",")
+		case float64:
+			m[name] = strconv.FormatFloat(v, 'g', -1, 64)
+		default:
+			m[name] = fmt.Sprint(v)
+		}
+	}
+	days := func(d time.Duration) string { return strconv.Itoa(int(d / (24 * time.Hour))) }
+	hours := func(d time.Duration) string { return strconv.Itoa(int(d % (24 * time.Hour) / time.Hour)) }
+	m["TOKEN_EXPIRE_DAYS"], m["TOKEN_EXPIRE_HOURS"] = days(c.TokenExpire), hours(c.TokenExpire)
+	m["LEASE_EXPIRE_DAYS"], m["LEASE_EXPIRE_HOURS"] = days(c.LeaseExpire), hours(c.LeaseExpire)
+	m["DLS_URL"] = c.URL
+	m["DLS_ADMIN_TOKEN"] = ""
+	if c.AdminToken != "" {
+		m["DLS_ADMIN_TOKEN"] = redacted
 	}
 	return m
 }

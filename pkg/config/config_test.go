@@ -229,43 +229,6 @@ func TestHTTPListenOff(t *testing.T) {
 	}
 }
 
-// TestSystemdEnvironmentFileCopy: under the packaged unit systemd has already
-// copied the env file into the process environment, reading it its own way.
-// Those copies must not override the file's (godotenv's) reading, while a
-// real override still wins.
-func TestSystemdEnvironmentFileCopy(t *testing.T) {
-	p := writeEnv(t, "DLS_URL=\"dls.example\"\nDLS_PORT=8443 # the https port\nCORS_ORIGINS=\"https://$DLS_URL:$DLS_PORT\"\nLEASE_EXPIRE_DAYS='30'\n")
-	systemdCopy := map[string]string{ // what systemd 252's EnvironmentFile= sets
-		"DLS_URL":           "dls.example",
-		"DLS_PORT":          "8443 # the https port",
-		"CORS_ORIGINS":      "https://$DLS_URL:$DLS_PORT",
-		"LEASE_EXPIRE_DAYS": "30",
-	}
-	c, err := Load(p, env(systemdCopy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Port != 8443 || c.CORSOrigins[0] != "https://dls.example:8443" || c.LeaseExpire != 30*24*time.Hour {
-		t.Errorf("got port %d, CORS %v, lease %v", c.Port, c.CORSOrigins, c.LeaseExpire)
-	}
-	systemdCopy["DLS_PORT"] = "9443" // an admin's real override
-	c, err = Load(p, env(systemdCopy))
-	if err != nil || c.Port != 9443 {
-		t.Errorf("a real override lost: %v, %v", c, err)
-	}
-}
-
-func TestSystemdValue(t *testing.T) {
-	for in, want := range map[string]string{
-		`plain`: "plain", `"quoted \"x\" \$HOME"`: `quoted "x" $HOME`, `'single $X'`: "single $X",
-		`a\ b`: "a b", `443 # c`: "443 # c", `"a\nb"`: `a\nb`,
-	} {
-		if got := systemdValue(in); got != want {
-			t.Errorf("systemdValue(%s) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestRefsVerbatim: refs go into every token and the SI certificate as
 // written; an uppercase UUID (macOS uuidgen) must not change case.
 func TestRefsVerbatim(t *testing.T) {
@@ -323,5 +286,42 @@ func TestStoreAndNodes(t *testing.T) {
 				t.Errorf("/-/config shows the store password: %q", pub)
 			}
 		})
+	}
+}
+
+// TestValues: the config verb's view of the settings: every row of Settings,
+// effective values in env syntax, secrets redacted.
+func TestValues(t *testing.T) {
+	c, err := Load(writeEnv(t, "DLS_PORT=8443\nLEASE_EXPIRE_HOURS=36\nLEASE_EXPIRE_DAYS=0\nALLOTMENT_REF=20000000-0000-0000-0000-000000000001, 20000000-0000-0000-0000-000000000002\n"),
+		env(map[string]string{"DLS_ADMIN_TOKEN": "s3cret", "DATABASE": "postgresql://dls:hunter2@db/dls", "DLS_URL": "dls.example"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	vs := c.Values()
+	if len(vs) != len(Settings) {
+		t.Fatalf("%d values for %d settings", len(vs), len(Settings))
+	}
+	m := c.values()
+	for i, v := range vs {
+		if v.Name != Settings[i].Name {
+			t.Errorf("value %d is %s, setting %s", i, v.Name, Settings[i].Name)
+		}
+		if _, ok := m[v.Name]; !ok {
+			t.Errorf("Values has no value for setting %s (add it to Public or values)", v.Name)
+		}
+		got[v.Name] = v.Value
+	}
+	for name, want := range map[string]string{
+		"DLS_URL": "dls.example", "DLS_PORT": "8443", "DLS_LISTEN": ":8443",
+		"LEASE_EXPIRE_DAYS": "1", "LEASE_EXPIRE_HOURS": "12", "TOKEN_EXPIRE_DAYS": "1", "TOKEN_EXPIRE_HOURS": "0",
+		"ALLOTMENT_REF":   "20000000-0000-0000-0000-000000000001,20000000-0000-0000-0000-000000000002",
+		"DLS_ADMIN_TOKEN": "***", "DATABASE": "postgresql://dls:***@db/dls", "DEBUG": "false",
+		"LEASE_RENEWAL_PERIOD": "0.15", "CORS_ORIGINS": "https://dls.example", "INSTANCE_KEY_RSA": "",
+		"CERT_PATH": "/var/lib/fastapi-dls/cert",
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %q, want %q", name, got[name], want)
+		}
 	}
 }

@@ -21,10 +21,10 @@ const (
 #
 # Every setting is shown commented out at its default; <NAME> in a default
 # stands for the value of setting NAME. Uncomment and change what you need,
-# then run ` + "`systemctl restart fastapi-dls`" + `. Write plain KEY=value lines: no
-# quotes, no trailing comments (systemd's EnvironmentFile= and the daemon
-# must read them alike). The process environment overrides this file. A
-# FastAPI-DLS env file keeps working unchanged.
+# then run ` + "`systemctl restart fastapi-dls`" + `. The daemon alone reads this
+# file (KEY=value lines, quotes and $NAME references as in a shell), and the
+# process environment overrides it; ` + "`fastapi-dls config`" + ` prints what it
+# resolves. A FastAPI-DLS env file keeps working unchanged.
 `
 )
 

@@ -18,6 +18,10 @@ var publicQueryKeys = map[string]bool{
 	"unix_socket": true, "user": true, "username": true,
 }
 
+// RedactURL is the redaction /-/config applies to DATABASE, for other
+// places that print such a URL (see redactURL).
+func RedactURL(s string) string { return redactURL(s) }
+
 // redactURL hides the secrets of a URL such as SQLAlchemy's DATABASE: the
 // password of the userinfo, every query value but the harmless ones above, and
 // the fragment. It parses with net/url; a URL that net/url refuses or reads

@@ -239,3 +239,8 @@ func settle(prefix string, dirs []string, try func() (done bool, err error)) err
 		time.Sleep(settleDelay)
 	}
 }
+
+// ReadPrivateKey reads an RSA private key (PKCS#1 or PKCS#8 PEM) from path.
+func ReadPrivateKey(path string) (*rsa.PrivateKey, error) {
+	return readKey("private key", path)
+}

@@ -184,35 +184,18 @@ func load(opts Options) (*KeySet, error) {
 			opts.Dir, strings.Join(missing, ", "), strings.Join(present, ", "), ErrIncomplete)
 	}
 
-	var (
-		ks  KeySet
-		err error
-	)
 	path := func(name string) string { return filepath.Join(opts.Dir, name) }
-	siKeyPath := path(SIKeyFile)
-	if opts.LegacyKey != "" {
-		siKeyPath = opts.LegacyKey
+	src := Source{
+		RootKey: path(RootKeyFile), RootCert: path(RootCertFile),
+		CAKey: path(CAKeyFile), CACert: path(CACertFile),
+		SIKey: path(SIKeyFile), SICert: path(SICertFile),
 	}
-	for _, step := range []struct {
-		role, path string
-		key        **rsa.PrivateKey
-		cert       **x509.Certificate
-	}{
-		{role: "root private key", path: path(RootKeyFile), key: &ks.RootKey},
-		{role: "root certificate", path: path(RootCertFile), cert: &ks.RootCert},
-		{role: "ca private key", path: path(CAKeyFile), key: &ks.CAKey},
-		{role: "ca certificate", path: path(CACertFile), cert: &ks.CACert},
-		{role: "si private key", path: siKeyPath, key: &ks.SIKey},
-		{role: "si certificate", path: path(SICertFile), cert: &ks.SICert},
-	} {
-		if step.key != nil {
-			*step.key, err = readKey(step.role, step.path)
-		} else {
-			*step.cert, err = readCert(step.role, step.path)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if opts.LegacyKey != "" {
+		src.SIKey = opts.LegacyKey
+	}
+	ks, err := loadSet(src)
+	if err != nil {
+		return nil, err
 	}
 	if opts.LegacyPub != "" {
 		pub, err := readPublicKey(opts.LegacyPub)
@@ -224,15 +207,53 @@ func load(opts Options) (*KeySet, error) {
 				opts.LegacyPub, opts.LegacyKey, ErrMismatch)
 		}
 	}
+	return ks, nil
+}
+
+// Source names the six files of a key set one by one, for a set that is not
+// laid out in one directory (FastAPI-DLS 2.x keeps the root key apart when its
+// CERT_PATH is set; 1.x kept its instance key under another name).
+type Source struct {
+	RootKey, RootCert, CAKey, CACert, SIKey, SICert string
+}
+
+// loadSet reads the six files of src and checks that every certificate
+// certifies its key and that the chain root → CA → SI verifies.
+func loadSet(src Source) (*KeySet, error) {
+	var (
+		ks  KeySet
+		err error
+	)
+	for _, step := range []struct {
+		role, path string
+		key        **rsa.PrivateKey
+		cert       **x509.Certificate
+	}{
+		{role: "root private key", path: src.RootKey, key: &ks.RootKey},
+		{role: "root certificate", path: src.RootCert, cert: &ks.RootCert},
+		{role: "ca private key", path: src.CAKey, key: &ks.CAKey},
+		{role: "ca certificate", path: src.CACert, cert: &ks.CACert},
+		{role: "si private key", path: src.SIKey, key: &ks.SIKey},
+		{role: "si certificate", path: src.SICert, cert: &ks.SICert},
+	} {
+		if step.key != nil {
+			*step.key, err = readKey(step.role, step.path)
+		} else {
+			*step.cert, err = readCert(step.role, step.path)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	for _, pair := range []struct {
 		cert   *x509.Certificate
 		key    *rsa.PrivateKey
 		cp, kp string
 	}{
-		{ks.RootCert, ks.RootKey, path(RootCertFile), path(RootKeyFile)},
-		{ks.CACert, ks.CAKey, path(CACertFile), path(CAKeyFile)},
-		{ks.SICert, ks.SIKey, path(SICertFile), siKeyPath},
+		{ks.RootCert, ks.RootKey, src.RootCert, src.RootKey},
+		{ks.CACert, ks.CAKey, src.CACert, src.CAKey},
+		{ks.SICert, ks.SIKey, src.SICert, src.SIKey},
 	} {
 		pub, ok := pair.cert.PublicKey.(*rsa.PublicKey)
 		if !ok || !pub.Equal(pair.key.Public()) {
@@ -245,9 +266,9 @@ func load(opts Options) (*KeySet, error) {
 		child, parent   *x509.Certificate
 		cp, pp, summary string
 	}{
-		{ks.RootCert, ks.RootCert, path(RootCertFile), path(RootCertFile), "is not a self-signed CA"},
-		{ks.CACert, ks.RootCert, path(CACertFile), path(RootCertFile), "is not signed by root certificate"},
-		{ks.SICert, ks.CACert, path(SICertFile), path(CACertFile), "is not signed by ca certificate"},
+		{ks.RootCert, ks.RootCert, src.RootCert, src.RootCert, "is not a self-signed CA"},
+		{ks.CACert, ks.RootCert, src.CACert, src.RootCert, "is not signed by root certificate"},
+		{ks.SICert, ks.CACert, src.SICert, src.CACert, "is not signed by ca certificate"},
 	} {
 		if err := link.child.CheckSignatureFrom(link.parent); err != nil {
 			what := link.summary

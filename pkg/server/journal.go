@@ -187,3 +187,14 @@ func quoteIfNeeded(s string) string {
 	}
 	return s
 }
+
+// NewJournalHandler returns a handler that writes records at level and above
+// to journald as [NewLogHandler] does under systemd, or nil when journald is
+// not there. For commands run outside a unit (a package's postinst) whose
+// records belong in the journal beside their printed report.
+func NewJournalHandler(level slog.Leveler) slog.Handler {
+	if !journal.Enabled() {
+		return nil
+	}
+	return &journalHandler{level: level, send: journal.Send, fallback: slog.NewTextHandler(io.Discard, nil)}
+}

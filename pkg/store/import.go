@@ -1,0 +1,124 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Imported says what [DB.Import] did with each ref it was given: Added refs
+// were written, Kept refs were already stored and left exactly as they were
+// (an import never overwrites). Slices are in argument order and belong to
+// the caller.
+type Imported struct {
+	OriginsAdded, OriginsKept []string
+	LeasesAdded, LeasesKept   []string
+}
+
+// Import writes origins and leases taken over from another licence server
+// (FastAPI-DLS's database) in one durable transaction: all of them or, on any
+// error, none. An origin or lease whose ref is already stored is kept as it is
+// and reported in Kept, so that a second import of the same data writes
+// nothing and a store that already serves guests loses none of its newer
+// data. Every origin needs a ref and a Created or Updated time, every lease
+// what [DB.CreateLeases] needs; a ref given twice in one call is [ErrExists].
+// Nothing is written when any argument is refused ([ErrInvalid]). It commits
+// on its own (a command, not the request path). Safe for concurrent use.
+func (db *DB) Import(origins []Origin, leases []Lease) (Imported, error) {
+	type entry struct {
+		ref, index, value []byte
+	}
+	oes := make([]entry, len(origins))
+	seen := map[string]bool{}
+	for i, o := range origins {
+		if err := checkRef("origin", o.Ref); err != nil {
+			return Imported{}, fmt.Errorf("import origin %q: %w", o.Ref, err)
+		}
+		if seen[o.Ref] {
+			return Imported{}, fmt.Errorf("import origin %q: %w: given twice", o.Ref, ErrExists)
+		}
+		seen[o.Ref] = true
+		if o.Created.IsZero() {
+			o.Created = o.Updated
+		}
+		if o.Updated.IsZero() {
+			o.Updated = o.Created
+		}
+		if err := checkTime("created", o.Created); err != nil {
+			return Imported{}, fmt.Errorf("import origin %q: %w", o.Ref, err)
+		}
+		if o.Environment != nil {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, o.Environment); err != nil {
+				return Imported{}, fmt.Errorf("import origin %q: %w: environment: %w", o.Ref, ErrInvalid, err)
+			}
+			o.Environment = buf.Bytes()
+		}
+		v, err := encodeOrigin(o)
+		if err != nil {
+			return Imported{}, fmt.Errorf("import origin %q: %w", o.Ref, err)
+		}
+		oes[i] = entry{ref: []byte(o.Ref), value: v}
+	}
+	ls := make([]entry, len(leases))
+	clear(seen)
+	for i, l := range leases {
+		if err := checkLease(l); err != nil {
+			return Imported{}, fmt.Errorf("import lease %q: %w", l.Ref, err)
+		}
+		if seen[l.Ref] {
+			return Imported{}, fmt.Errorf("import lease %q: %w: given twice", l.Ref, ErrExists)
+		}
+		seen[l.Ref] = true
+		if l.Updated.IsZero() {
+			l.Updated = l.Created
+		}
+		v, err := encodeLease(l)
+		if err != nil {
+			return Imported{}, fmt.Errorf("import lease %q: %w", l.Ref, err)
+		}
+		ls[i] = entry{[]byte(l.Ref), indexKey(l.OriginRef, l.Ref), v}
+	}
+
+	var res Imported
+	err := db.bdb.Update(func(tx *bolt.Tx) error {
+		ob, err := bucket(tx, originsBucket)
+		if err != nil {
+			return err
+		}
+		lb, ib, err := leaseBuckets(tx)
+		if err != nil {
+			return err
+		}
+		for _, e := range oes {
+			if ob.Get(e.ref) != nil {
+				res.OriginsKept = append(res.OriginsKept, string(e.ref))
+				continue
+			}
+			if err := ob.Put(e.ref, e.value); err != nil {
+				return err
+			}
+			res.OriginsAdded = append(res.OriginsAdded, string(e.ref))
+		}
+		for _, e := range ls {
+			if lb.Get(e.ref) != nil {
+				res.LeasesKept = append(res.LeasesKept, string(e.ref))
+				continue
+			}
+			if err := lb.Put(e.ref, e.value); err != nil {
+				return err
+			}
+			if err := ib.Put(e.index, indexValue); err != nil {
+				return err
+			}
+			res.LeasesAdded = append(res.LeasesAdded, string(e.ref))
+		}
+		return nil
+	})
+	if err != nil {
+		return Imported{}, fmt.Errorf("import %d origins and %d leases: %w", len(origins), len(leases), err)
+	}
+	return res, nil
+}
