@@ -106,9 +106,10 @@ type Report struct {
 // first, then copies the keys (create-only) and writes origins and leases to
 // the store in one transaction. A database that cannot be read, a key set
 // that does not verify or that conflicts with CertPath: an error, and the
-// store is untouched. A second run imports nothing twice and says so. Only
-// for a DATABASE of another engine (without Strict) Run returns both a report
-// (of the keys) and an error wrapping [ErrNotImportable].
+// store is untouched. A second run imports nothing twice and says so. When
+// the database cannot be read (or is of another engine than SQLite, then
+// wrapping [ErrNotImportable]) the key set is still imported, and Run returns
+// both its report and the database's error.
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	now := time.Now
 	if opts.Now != nil {
@@ -136,10 +137,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	if file != "" {
-		rep.DatabaseFile = file
-		var err error
-		if rep.Database, err = ReadDatabase(ctx, file, now()); err != nil {
-			return nil, err
+		// A database that cannot be read stops the store import, not the
+		// key import: with the keys, guests keep their tokens and lease
+		// again; without them every guest would need a new token.
+		db, err := ReadDatabase(ctx, file, now())
+		if err != nil {
+			dbErr = err
+		} else {
+			rep.DatabaseFile, rep.Database = file, db
 		}
 	}
 
@@ -319,7 +324,7 @@ func (r *Report) Print(w io.Writer, limit int) {
 			r.DatabaseFile, db.Schema, len(db.Origins), len(db.Leases)+len(db.Skipped))
 		fmt.Fprintf(w, "  imported %d origins, %d leases\n", len(r.Store.OriginsAdded), len(r.Store.LeasesAdded))
 		if n := len(r.Store.OriginsKept) + len(r.Store.LeasesKept); n > 0 {
-			fmt.Fprintf(w, "  already stored, kept as they are: %d origins, %d leases\n", len(r.Store.OriginsKept), len(r.Store.LeasesKept))
+			fmt.Fprintf(w, "  already stored or imported before, left as they are: %d origins, %d leases\n", len(r.Store.OriginsKept), len(r.Store.LeasesKept))
 		}
 		for i, s := range db.Skipped {
 			if limit > 0 && i == limit {

@@ -400,7 +400,7 @@ func TestRun2x(t *testing.T) {
 	var out bytes.Buffer
 	rep.Print(&out, 0)
 	for _, s := range []string{"(FastAPI-DLS schema 2.x): 2 origins, 4 leases", "imported 1 origins, 3 leases",
-		"already stored, kept as they are: 1 origins, 1 leases", "keys: FastAPI-DLS 2.x key set in " + opts.KeyDir,
+		"already stored or imported before, left as they are: 1 origins, 1 leases", "keys: FastAPI-DLS 2.x key set in " + opts.KeyDir,
 		"created " + filepath.Join(opts.CertPath, pki.SIKeyFile)} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, out.String())

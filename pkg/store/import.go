@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // Imported says what [DB.Import] did with each ref it was given: Added refs
-// were written, Kept refs were already stored and left exactly as they were
-// (an import never overwrites). Slices are in argument order and belong to
-// the caller.
+// were written; Kept refs were already stored, or were imported by an earlier
+// Import (and perhaps returned or deleted since), and were left exactly as
+// they are (an import never overwrites, nor brings back). Slices are in
+// argument order and belong to the caller.
 type Imported struct {
 	OriginsAdded, OriginsKept []string
 	LeasesAdded, LeasesKept   []string
@@ -25,8 +27,12 @@ type Imported struct {
 // data. Every origin needs a ref and a Created or Updated time, every lease
 // what [DB.CreateLeases] needs; a ref given twice in one call is [ErrExists].
 // Nothing is written when any argument is refused ([ErrInvalid]). It commits
-// on its own (a command, not the request path). Safe for concurrent use.
+// on its own (a command, not the request path). Every ref it adds is
+// recorded, so that a later Import of the same data does not bring back a
+// lease a guest has returned since, nor an origin an operator deleted.
+// Safe for concurrent use.
 func (db *DB) Import(origins []Origin, leases []Lease) (Imported, error) {
+	stamp := []byte(time.Now().UTC().Format(time.RFC3339Nano))
 	type entry struct {
 		ref, index, value []byte
 	}
@@ -92,18 +98,27 @@ func (db *DB) Import(origins []Origin, leases []Lease) (Imported, error) {
 		if err != nil {
 			return err
 		}
+		meta, err := bucket(tx, metaBucket)
+		if err != nil {
+			return err
+		}
 		for _, e := range oes {
-			if ob.Get(e.ref) != nil {
+			mark := importedKey("origin", string(e.ref))
+			if ob.Get(e.ref) != nil || meta.Get(mark) != nil {
 				res.OriginsKept = append(res.OriginsKept, string(e.ref))
 				continue
 			}
 			if err := ob.Put(e.ref, e.value); err != nil {
 				return err
 			}
+			if err := meta.Put(mark, stamp); err != nil {
+				return err
+			}
 			res.OriginsAdded = append(res.OriginsAdded, string(e.ref))
 		}
 		for _, e := range ls {
-			if lb.Get(e.ref) != nil {
+			mark := importedKey("lease", string(e.ref))
+			if lb.Get(e.ref) != nil || meta.Get(mark) != nil {
 				res.LeasesKept = append(res.LeasesKept, string(e.ref))
 				continue
 			}
@@ -111,6 +126,9 @@ func (db *DB) Import(origins []Origin, leases []Lease) (Imported, error) {
 				return err
 			}
 			if err := ib.Put(e.index, indexValue); err != nil {
+				return err
+			}
+			if err := meta.Put(mark, stamp); err != nil {
 				return err
 			}
 			res.LeasesAdded = append(res.LeasesAdded, string(e.ref))

@@ -66,6 +66,23 @@ func TestImport(t *testing.T) {
 		OriginsKept: []string{originA, originB}, LeasesKept: []string{leaseRef(1), leaseRef(2), leaseRef(3)},
 	})
 	equal(t, "all leases", refs(mustLeases(t, db, "")), []string{leaseRef(2), leaseRef(3), leaseRef(1)})
+
+	// A lease returned and an origin deleted since stay gone: an import
+	// brings nothing back.
+	if err := db.Release(originB, leaseRef(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.DeleteOrigins(); err != nil {
+		t.Fatal(err)
+	}
+	got, err = db.Import(origins, imported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "import after return and delete", got, store.Imported{
+		OriginsAdded: []string{originA}, OriginsKept: []string{originB},
+		LeasesAdded: []string{leaseRef(1)}, LeasesKept: []string{leaseRef(2), leaseRef(3)},
+	})
 }
 
 // TestImportAllOrNothing: one bad row refuses the whole import.

@@ -41,6 +41,12 @@ var (
 	metaHealthKey = []byte("health")
 )
 
+// importedKey is the meta key that records that [DB.Import] took over the
+// origin or lease ref (kind "origin" or "lease"); its value is the RFC 3339
+// UTC time of that import. Refs never contain '/', so the keys of the two
+// kinds and of other meta entries never meet.
+func importedKey(kind, ref string) []byte { return []byte("imported/" + kind + "/" + ref) }
+
 // bucket returns the named bucket of tx, or an error when it is missing (a
 // file damaged or changed behind our back): never a nil bucket to panic on.
 func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
