@@ -1,0 +1,337 @@
+# debian/tests/fastapi-dls-switch.sh — sourced by from-fastapi-dls-2x and
+# from-fastapi-dls-1x after they set:
+#   major    2 or 1: which FastAPI-DLS the box ran
+#   old_ver  the version of its package (below ours, 3.x)
+#   port     the DLS_PORT its admin chose (443, or another: a socket drop-in)
+#
+# The box is made to look like a machine that ran FastAPI-DLS's own Debian
+# package: a stand-in package named fastapi-dls, built here with dpkg-deb in
+# that package's layout (app under /usr/share/fastapi-dls/app, its unit as a
+# plain package file /etc/systemd/system/fastapi-dls.service run as www-data,
+# the conffile /etc/fastapi-dls/env), installed with dpkg and its unit enabled
+# and running (a stand-in process that holds DLS_PORT, as uvicorn did). Its
+# admin edited the env file; the key set (2.x: six files in app/cert; 1.x:
+# the instance key pair its postinst made with openssl genrsa) and the SQLite
+# database (FastAPI-DLS's tables; 2.x or 1.0 schema) with two guests' origins
+# and leases are made by the test, the leases with that key. A guest kept its
+# auth token, lease ref and the key it trusts.
+#
+# Then a plain `dpkg -i` of our package with stdin closed and no --force
+# flag, and that guest, untouched: the served token key is the old one, its
+# old bearer is accepted, its old lease is listed, renewed (expiry moves) and
+# returned, its origin is listed with its hostname. `dpkg -P` then removes
+# what we made and leaves FastAPI-DLS's files.
+. "$(dirname "$0")/lib.sh"
+
+etc=/etc/fastapi-dls
+app=/usr/share/fastapi-dls/app
+work=$(mktemp -d)
+cleanup_work() { rm -rf "$work"; }
+on_exit=cleanup_work
+url=https://127.0.0.1:$port
+
+# fake_deb writes the stand-in FastAPI-DLS package to $work/old.deb.
+fake_deb() {
+	root=$work/old
+	mkdir -p "$root/DEBIAN" "$root$app" "$root/etc/fastapi-dls" "$root/etc/systemd/system"
+	cat >"$root/DEBIAN/control" <<EOF
+Package: fastapi-dls
+Version: $old_ver
+Architecture: all
+Maintainer: package-test stand-in <root@localhost>
+Recommends: curl
+Installed-Size: 64
+Description: Minimal Delegated License Service (DLS).
+ Stand-in for FastAPI-DLS $old_ver's own Debian package in fastapi-dls's package
+ tests: its file layout, conffile, unit and maintainer scripts, no Python.
+EOF
+	echo /etc/fastapi-dls/env >"$root/DEBIAN/conffiles"
+	for f in main.py orm.py util.py; do echo "# stand-in for FastAPI-DLS's $f" >"$root$app/$f"; done
+	printf 'VERSION=%s\nCOMMIT=stand-in\n' "$old_ver" >"$root/usr/share/fastapi-dls/version.env"
+	echo "# FastAPI-DLS (stand-in)" >"$root/usr/share/fastapi-dls/README.md"
+	# The packaged env, as FastAPI-DLS ships it.
+	{
+		printf '%s\n' "# Toggle debug mode" "#DEBUG=false" "" "# Where the client can find the DLS server" \
+			"DLS_URL=127.0.0.1" "DLS_PORT=443" "" "# CORS configuration" "## comma separated list without spaces" \
+			'#CORS_ORIGINS="https://$DLS_URL:$DLS_PORT"' "" "# Lease expiration in days" "LEASE_EXPIRE_DAYS=90" \
+			"LEASE_RENEWAL_PERIOD=0.2" "" "# Database location" "## https://docs.sqlalchemy.org/en/14/core/engines.html" \
+			"DATABASE=sqlite:////etc/fastapi-dls/db.sqlite" "" "# UUIDs for identifying the instance" \
+			'#SITE_KEY_XID="00000000-0000-0000-0000-000000000000"' '#INSTANCE_REF="10000000-0000-0000-0000-000000000001"' \
+			'#ALLOTMENT_REF="20000000-0000-0000-0000-000000000001"'
+		if [ "$major" = 1 ]; then
+			printf '%s\n' "" "# Site-wide signing keys" "INSTANCE_KEY_RSA=/etc/fastapi-dls/instance.private.pem" \
+				"INSTANCE_KEY_PUB=/etc/fastapi-dls/instance.public.pem"
+		fi
+	} >"$root/etc/fastapi-dls/env"
+	# Its unit, with a stand-in for uvicorn that holds DLS_PORT with the
+	# webserver certificate, as www-data.
+	cat >"$root/etc/systemd/system/fastapi-dls.service" <<'EOF'
+[Unit]
+Description=Service for fastapi-dls
+After=network.target
+
+[Service]
+User=www-data
+Group=www-data
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+WorkingDirectory=/usr/share/fastapi-dls/app
+EnvironmentFile=/etc/fastapi-dls/env
+ExecStart=/usr/bin/openssl s_server -quiet -www -accept ${DLS_PORT} \
+  -key /etc/fastapi-dls/webserver.key -cert /etc/fastapi-dls/webserver.crt
+Restart=always
+KillSignal=SIGQUIT
+Type=simple
+
+[Install]
+WantedBy=multi-user.target
+EOF
+	# Its postinst: config dir, (1.x) the instance key pair, a self-signed
+	# webserver pair (its prompt defaults to yes when stdin is closed),
+	# everything to www-data, the unit enabled and started.
+	cat >"$root/DEBIAN/postinst" <<EOF
+#!/bin/bash
+WORKING_DIR=/usr/share/fastapi-dls
+CONFIG_DIR=/etc/fastapi-dls
+mkdir -p \$CONFIG_DIR
+if [ "$major" = 1 ] && [ ! -f \$CONFIG_DIR/instance.private.pem ]; then
+  openssl genrsa -out \$CONFIG_DIR/instance.private.pem 2048
+  openssl rsa -in \$CONFIG_DIR/instance.private.pem -outform PEM -pubout -out \$CONFIG_DIR/instance.public.pem
+fi
+if [ ! -f \$CONFIG_DIR/webserver.key ]; then
+  openssl req -x509 -nodes -days 3650 -newkey rsa:2048 -subj /CN=127.0.0.1 \\
+    -keyout \$CONFIG_DIR/webserver.key -out \$CONFIG_DIR/webserver.crt 2>/dev/null
+fi
+chown -R www-data:www-data \$CONFIG_DIR
+chown -R www-data:www-data \$WORKING_DIR
+systemctl daemon-reload
+systemctl enable fastapi-dls.service
+systemctl start fastapi-dls.service
+EOF
+	printf '%s\n' '#!/bin/bash' "echo -e \"> Starting uninstallation of 'fastapi-dls'!\"" >"$root/DEBIAN/prerm"
+	printf '%s\n' '#!/bin/bash' 'exit 0' >"$root/DEBIAN/postrm"
+	chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
+	dpkg-deb --root-owner-group -b "$root" "$work/old.deb"
+	dpkg-deb -I "$work/old.deb"
+	dpkg-deb -c "$work/old.deb"
+	# the helper that makes the database and the guest's state
+	(cd "$repo" && CGO_ENABLED=0 ${GO:-go} build -trimpath -o "$work/fakedls" ./debian/tests/fakedls)
+}
+
+copy_more() {
+	bcp "$work/old.deb" /root/pkg/old.deb
+	bcp "$work/fakedls" /usr/local/bin/fakedls
+	bx chmod 0755 /usr/local/bin/fakedls
+}
+
+install_old() {
+	bxt 300 dpkg -i /root/pkg/old.deb
+	[ "$(bx dpkg-query -W -f '${Version}' fastapi-dls)" = "$old_ver" ]
+	bx dpkg-query -L fastapi-dls | tee "$work/old-files"
+	grep -qx /etc/systemd/system/fastapi-dls.service "$work/old-files"
+	grep -qx $app/main.py "$work/old-files"
+	bx dpkg-query -W -f '${Conffiles}\n' fastapi-dls | grep -q '/etc/fastapi-dls/env'
+	[ "$(bx systemctl is-enabled fastapi-dls.service)" = enabled ]
+}
+
+# The admin's work and the server's: the env edited, the key set and the
+# database with the guests' leases, owned by www-data; the service restarted.
+old_state() {
+	bx sed -i "s/^DLS_PORT=.*/DLS_PORT=$port/; s/^LEASE_RENEWAL_PERIOD=.*/LEASE_RENEWAL_PERIOD=0.15/" $etc/env
+	if [ "$major" = 2 ]; then
+		bx install -d -o www-data -g www-data -m 0755 $app/cert
+		bx setpriv --reuid=www-data --regid=www-data --init-groups sh -ec '
+			cd /usr/share/fastapi-dls/app/cert
+			umask 022
+			subj="/C=US/ST=California/O=Nvidia/OU=Nvidia Licensing Service (NLS)"
+			ca="basicConstraints=critical,CA:TRUE
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid"
+			openssl genrsa -traditional -out root_private_key.pem 4096 2>/dev/null
+			openssl req -x509 -new -key root_private_key.pem -sha256 -days 3650 -subj "$subj/CN=NLS Root CA" \
+				-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+				-out root_certificate.pem
+			openssl genrsa -traditional -out ca_private_key.pem 4096 2>/dev/null
+			openssl req -new -key ca_private_key.pem -subj "$subj/CN=NLS Intermediate CA" -out /var/tmp/ca.csr
+			printf "%s\n" "$ca" >/var/tmp/ca.ext
+			openssl x509 -req -in /var/tmp/ca.csr -CA root_certificate.pem -CAkey root_private_key.pem \
+				-set_serial 0x$(openssl rand -hex 16) -days 3650 -sha256 -extfile /var/tmp/ca.ext -out ca_certificate.pem
+			ref=10000000-0000-0000-0000-000000000001
+			openssl genrsa -traditional -out si_private_key.pem 2048 2>/dev/null
+			openssl req -new -key si_private_key.pem -subj "/CN=$ref" -out /var/tmp/si.csr
+			printf "%s\n" "keyUsage=critical,digitalSignature,keyEncipherment,keyAgreement" \
+				"extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=DNS:$ref" \
+				"subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" >/var/tmp/si.ext
+			openssl x509 -req -in /var/tmp/si.csr -CA ca_certificate.pem -CAkey ca_private_key.pem \
+				-set_serial 0x$(openssl rand -hex 16) -days 3650 -sha256 -extfile /var/tmp/si.ext -out si_certificate.pem
+			rm -f /var/tmp/ca.csr /var/tmp/si.csr /var/tmp/ca.ext /var/tmp/si.ext
+			chmod 0600 root_private_key.pem ca_private_key.pem si_private_key.pem
+			openssl verify -CAfile root_certificate.pem -untrusted ca_certificate.pem si_certificate.pem'
+		old_key=$app/cert/si_private_key.pem
+		schema=2.x
+	else
+		old_key=$etc/instance.private.pem
+		schema=1.0
+	fi
+	echo "$old_key" >"$work/old_key"
+	bx fakedls -key "$old_key" -schema $schema -db $etc/db.sqlite -state /root/guest/old.json -url "$url" -port "$port"
+	bx chown www-data:www-data $etc/db.sqlite
+	bxt 60 systemctl restart fastapi-dls.service
+	bx systemctl is-active fastapi-dls.service
+	# the stand-in holds the admin's port, as uvicorn did
+	deadline=$(($(date +%s) + 20))
+	until bx ss -Hltn | grep -qE "[:*]$port\b"; do
+		[ "$(date +%s)" -lt "$deadline" ] || { bx ss -Hltnp; return 1; }
+		sleep 0.5
+	done
+	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls -type f | sort | xargs sha256sum' | tee "$work/old.sha"
+	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls -type f -o -type d | sort | xargs stat -c "%U:%G %a %n"'
+	bx cp /root/guest/old.json /root/guest/kept.json
+}
+
+install_ours() {
+	# what unattended upgrades and Ansible run: no flags, no terminal
+	bxt 300 dpkg -i /root/pkg/fastapi-dls.deb 2>&1 | tee "$work/dpkg.out"
+	st=$(bx dpkg-query -W -f '${Status} ${Version}\n' fastapi-dls)
+	echo "$st"
+	echo "$st" | grep -q '^install ok installed 3'
+	if grep -qi 'conffile' "$work/dpkg.out"; then return 1; fi
+	grep -q 'imported 2 origins, 2 leases' "$work/dpkg.out"
+	grep -q "keys: FastAPI-DLS $major.x" "$work/dpkg.out"
+}
+
+service_up() {
+	bxt 150 curl -sS --fail-with-body -k --max-time 140 "$url/-/health"
+	echo
+	wait_active 60
+	[ "$(bx systemctl show -P User fastapi-dls.service)" = fastapi-dls ]
+	# the stand-in is gone, its unit file too (dpkg removed it); the enable
+	# link is ours now
+	echo "www-data processes:"
+	if bx pgrep -u www-data -l; then return 1; fi
+	bx test ! -e /etc/systemd/system/fastapi-dls.service
+	link=$(bx readlink /etc/systemd/system/multi-user.target.wants/fastapi-dls.service)
+	echo "enable link -> $link"
+	[ "$link" = /lib/systemd/system/fastapi-dls.service ]
+	bx systemctl show -p FragmentPath fastapi-dls.service | grep /lib/systemd/system/fastapi-dls.service
+}
+
+# tok PART prints the decoded JSON of a JWT part (1 = payload).
+jwt_payload() {
+	p=$(printf '%s' "$1" | cut -d. -f2 | tr '_-' '/+')
+	while [ $((${#p} % 4)) -ne 0 ]; do p="$p="; done
+	printf '%s' "$p" | base64 -d
+}
+
+token_key() {
+	tok=$(bxt 30 curl -sS --fail -k "$url/-/client-token")
+	mod=$(jwt_payload "$tok" | grep -o '"mod":"[0-9a-f]*"' | cut -d'"' -f4)
+	old=$(bx openssl rsa -in "$(cat "$work/old_key")" -noout -modulus | cut -d= -f2 | tr 'A-F' 'a-f')
+	echo "served token key: $(printf '%s' "$mod" | cut -c1-32)…"
+	echo "FastAPI-DLS key:  $(printf '%s' "$old" | cut -c1-32)…"
+	[ -n "$mod" ] && [ "$mod" = "$old" ]
+}
+
+bearer_and_lease_listed() {
+	bx sh -c 'grep -o "\"auth_token\": \"[^\"]*\"" /root/guest/kept.json | cut -d\" -f4' >"$work/bearer"
+	lease=$(bx sh -c 'grep -o "\"lease_ref\": \"[^\"]*\"" /root/guest/kept.json | cut -d\" -f4')
+	echo "lease $lease"
+	bxt 30 curl -sS --fail-with-body -k -H "Authorization: Bearer $(cat "$work/bearer")" \
+		"$url/leasing/v1/lessor/leases" | tee "$work/leases.json"
+	echo
+	grep -q "$lease" "$work/leases.json"
+}
+
+renew_moves_expiry() {
+	before=$(bx sh -c 'grep -o "\"lease_expires\": \"[^\"]*\"" /root/guest/kept.json')
+	bxt 120 /usr/local/bin/dls-guest -insecure renew -state /root/guest/kept.json
+	after=$(bx sh -c 'grep -o "\"lease_expires\": \"[^\"]*\"" /root/guest/kept.json')
+	echo "before: $before"
+	echo "after:  $after"
+	[ -n "$after" ] && [ "$before" != "$after" ]
+}
+
+origin_listed() {
+	bxt 30 curl -sS --fail-with-body -k "$url/-/origins" | tee "$work/origins.json"
+	echo
+	grep -q '"hostname":"vm-licensed-by-fastapi-dls"' "$work/origins.json"
+	grep -q '"hostname":"WIN-GPU-02"' "$work/origins.json"
+}
+
+returned() {
+	bxt 120 /usr/local/bin/dls-guest -insecure release -state /root/guest/kept.json
+	bxt 30 curl -sS --fail-with-body -k -H "Authorization: Bearer $(cat "$work/bearer")" \
+		"$url/leasing/v1/lessor/leases" | tee "$work/leases-after.json"
+	echo
+	lease=$(bx sh -c 'grep -o "\"lease_ref\": \"[^\"]*\"" /root/guest/old.json | cut -d\" -f4')
+	if grep -q "$lease" "$work/leases-after.json"; then return 1; fi
+}
+
+imported_in_journal() {
+	bx journalctl --no-pager -o verbose EVENT=import.database | tee "$work/journal-import.txt" | grep -E 'LEASES_ADDED=2|ORIGINS_ADDED=2'
+	bx journalctl --no-pager -o cat EVENT=import.keys | grep -q 'key set imported'
+}
+
+old_files_kept() {
+	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls -type f | sort | xargs sha256sum' >"$work/now.sha"
+	# every FastAPI-DLS file is still there with its content (package files
+	# under app/ are gone: dpkg removed them with the old package)
+	grep -v " $app/[a-z]*\.py\$\| /usr/share/fastapi-dls/\(README.md\|version.env\)\$" "$work/old.sha" >"$work/kept.sha"
+	cat "$work/kept.sha"
+	bcp "$work/kept.sha" /root/kept.sha
+	bx sha256sum -c /root/kept.sha
+	# www-data still reads its own keys (a rollback runs as www-data)
+	bx setpriv --reuid=www-data --regid=www-data --init-groups cat "$(cat "$work/old_key")" >/dev/null
+}
+
+# A second import (as an admin might run it) imports nothing twice.
+second_import() {
+	bxt 60 systemctl stop fastapi-dls.service fastapi-dls.socket fastapi-dls-http.socket
+	bxt 60 fastapi-dls import | tee "$work/import2.out"
+	grep -q 'nothing new to import' "$work/import2.out"
+	grep -q 'already in place, nothing copied' "$work/import2.out"
+	bxt 60 systemctl start fastapi-dls.socket fastapi-dls-http.socket fastapi-dls.service
+	wait_active 60
+}
+
+port_dropin() {
+	if [ "$port" = 443 ]; then
+		bx test ! -e /etc/systemd/system/fastapi-dls.socket.d/50-dls-port.conf
+	else
+		bx cat /etc/systemd/system/fastapi-dls.socket.d/50-dls-port.conf
+	fi
+	bx systemctl show -p Listen fastapi-dls.socket | grep ":$port (Stream)"
+}
+
+purge() {
+	bxt 120 dpkg -P fastapi-dls
+	bx sh -c '! dpkg-query -W -f "\${Status}\n" fastapi-dls 2>/dev/null | grep -q installed'
+	bx test ! -e /var/lib/fastapi-dls
+	bx test ! -e /etc/systemd/system/fastapi-dls.socket.d/50-dls-port.conf
+	bx test ! -e /usr/share/fastapi-dls/env
+	if bx pgrep -u fastapi-dls -l; then return 1; fi
+	# FastAPI-DLS's files stay, with their content, the env file too
+	bx sha256sum -c /root/kept.sha
+	bx test ! -e /etc/fastapi-dls/.env-kept-on-purge
+	bx test ! -e /etc/fastapi-dls/.generated-by-postinst
+}
+
+find_inputs
+step -f "build a stand-in FastAPI-DLS $old_ver package and the helper" fake_deb
+step -f "box start" start_box
+step -f "copy .debs, dls-guest and the helper into the box" copy_inputs
+step -f "copy the stand-in package and helper" copy_more
+step -f "dpkg -i FastAPI-DLS $old_ver (stand-in): its files, conffile, enabled unit" install_old
+step -f "FastAPI-DLS $major.x state: env edited, keys, SQLite database, a guest's lease; serving on $port" old_state
+step -f "dpkg -i ours: no flags, stdin closed, no conffile prompt; import reported" install_ours
+step -f "our service answers on $port; FastAPI-DLS's process, unit file and enable link are gone" service_up
+step "the served token key is FastAPI-DLS's" token_key
+step "the guest's old bearer is accepted and its old lease listed" bearer_and_lease_listed
+step "the old lease renews (expiry moves, signature by the old key)" renew_moves_expiry
+step "the old origins are listed with their hostnames" origin_listed
+step "the import is in the journal" imported_in_journal
+step "DLS_PORT=$port kept" port_dropin
+step "FastAPI-DLS's files are where they were, unchanged" old_files_kept
+step "the old lease is returned" returned
+step "a second import imports nothing twice" second_import
+step "dpkg -P removes ours, keeps FastAPI-DLS's files" purge
