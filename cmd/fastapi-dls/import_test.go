@@ -105,3 +105,61 @@ func TestImportVerb(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// TestImportDockerLayout: FastAPI-DLS's Docker image keeps its key set (and
+// webserver pair) in a cert volume and its database in another; the README's
+// recipe names both directories. No Docker here: directories laid out like
+// those volumes.
+func TestImportDockerLayout(t *testing.T) {
+	dir := t.TempDir()
+	env := daemonEnv(t, dir)
+	certVol := filepath.Join(dir, "opt", "docker", "fastapi-dls", "cert")
+	dbVol := filepath.Join(dir, "var", "lib", "docker", "volumes", "fastapi-dls_dls-db", "_data")
+	keys := daemonEnv(t, t.TempDir())
+	withKeys(t, keys)
+	if err := os.CopyFS(certVol, os.DirFS(keys["CERT_PATH"])); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"webserver.crt", "webserver.key"} { // their image's TLS pair lives there too
+		if err := os.WriteFile(filepath.Join(certVol, f), []byte("not ours to read\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(dbVol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dbVol, "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		`CREATE TABLE origin (origin_ref CHAR(36) NOT NULL, hostname VARCHAR(256), guest_driver_version VARCHAR(10), os_platform VARCHAR(256), os_version VARCHAR(256), PRIMARY KEY (origin_ref), UNIQUE (origin_ref))`,
+		`CREATE TABLE lease (lease_ref CHAR(36) NOT NULL, origin_ref CHAR(36) NOT NULL, lease_created DATETIME NOT NULL, lease_expires DATETIME NOT NULL, lease_updated DATETIME NOT NULL, PRIMARY KEY (lease_ref), FOREIGN KEY(origin_ref) REFERENCES origin (origin_ref) ON DELETE CASCADE)`,
+		`INSERT INTO origin VALUES ('d0000000-0000-4000-8000-00000000000d', 'vm-from-docker', '550.54.14', 'Ubuntu', '24.04')`,
+		`INSERT INTO lease VALUES ('d1000000-0000-4000-8000-0000000000d1', 'd0000000-0000-4000-8000-00000000000d', '2025-05-13 10:11:12.123456', '2099-08-11 10:11:12.123456', '2025-05-13 10:11:12.123456')`,
+	} {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	// The compose file's DATABASE, as a URL.
+	out, err := command(env, "import", "-cert-dir", certVol, "-db", "sqlite:///"+filepath.Join(dbVol, "db.sqlite")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	for _, s := range []string{"imported 1 origins, 1 leases", "keys: FastAPI-DLS 2.x key set in " + certVol} {
+		if !strings.Contains(string(out), s) {
+			t.Errorf("import output lacks %q:\n%s", s, out)
+		}
+	}
+	// The set the server now loads is the volume's.
+	for _, f := range []string{"si_private_key.pem", "root_certificate.pem"} {
+		a, _ := os.ReadFile(filepath.Join(certVol, f))
+		b, _ := os.ReadFile(filepath.Join(env["CERT_PATH"], f))
+		if len(a) == 0 || string(a) != string(b) {
+			t.Errorf("%s not copied from the cert volume", f)
+		}
+	}
+}

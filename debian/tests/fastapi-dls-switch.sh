@@ -1,8 +1,11 @@
-# debian/tests/fastapi-dls-switch.sh — sourced by from-fastapi-dls-2x and
-# from-fastapi-dls-1x after they set:
+# debian/tests/fastapi-dls-switch.sh — sourced by from-fastapi-dls-2x,
+# from-fastapi-dls-1x and from-git-clone after they set:
 #   major    2 or 1: which FastAPI-DLS the box ran
 #   old_ver  the version of its package (below ours, 3.x)
 #   port     the DLS_PORT its admin chose (443, or another: a socket drop-in)
+#   kind     package (default) or gitclone: FastAPI-DLS cloned to
+#            /opt/fastapi-dls with a unit its admin wrote, switched by the
+#            README's recipe (dpkg --unpack, import -app, dpkg --configure)
 #
 # The box is made to look like a machine that ran FastAPI-DLS's own Debian
 # package: a stand-in package named fastapi-dls, built here with dpkg-deb in
@@ -23,8 +26,14 @@
 # what we made and leaves FastAPI-DLS's files.
 . "$(dirname "$0")/lib.sh"
 
+kind=${kind:-package}
 etc=/etc/fastapi-dls
 app=/usr/share/fastapi-dls/app
+db=$etc/db.sqlite
+if [ "$kind" = gitclone ]; then
+	app=/opt/fastapi-dls/app
+	db=$app/db.sqlite
+fi
 work=$(mktemp -d)
 cleanup_work() { rm -rf "$work"; }
 on_exit=cleanup_work
@@ -33,7 +42,7 @@ url=https://127.0.0.1:$port
 # fake_deb writes the stand-in FastAPI-DLS package to $work/old.deb.
 fake_deb() {
 	root=$work/old
-	mkdir -p "$root/DEBIAN" "$root$app" "$root/etc/fastapi-dls" "$root/etc/systemd/system"
+	mkdir -p "$root/DEBIAN" "$root/usr/share/fastapi-dls/app" "$root/etc/fastapi-dls" "$root/etc/systemd/system"
 	cat >"$root/DEBIAN/control" <<EOF
 Package: fastapi-dls
 Version: $old_ver
@@ -46,7 +55,7 @@ Description: Minimal Delegated License Service (DLS).
  tests: its file layout, conffile, unit and maintainer scripts, no Python.
 EOF
 	echo /etc/fastapi-dls/env >"$root/DEBIAN/conffiles"
-	for f in main.py orm.py util.py; do echo "# stand-in for FastAPI-DLS's $f" >"$root$app/$f"; done
+	for f in main.py orm.py util.py; do echo "# stand-in for FastAPI-DLS's $f" >"$root/usr/share/fastapi-dls/app/$f"; done
 	printf 'VERSION=%s\nCOMMIT=stand-in\n' "$old_ver" >"$root/usr/share/fastapi-dls/version.env"
 	echo "# FastAPI-DLS (stand-in)" >"$root/usr/share/fastapi-dls/README.md"
 	# The packaged env, as FastAPI-DLS ships it.
@@ -55,7 +64,7 @@ EOF
 			"DLS_URL=127.0.0.1" "DLS_PORT=443" "" "# CORS configuration" "## comma separated list without spaces" \
 			'#CORS_ORIGINS="https://$DLS_URL:$DLS_PORT"' "" "# Lease expiration in days" "LEASE_EXPIRE_DAYS=90" \
 			"LEASE_RENEWAL_PERIOD=0.2" "" "# Database location" "## https://docs.sqlalchemy.org/en/14/core/engines.html" \
-			"DATABASE=sqlite:////etc/fastapi-dls/db.sqlite" "" "# UUIDs for identifying the instance" \
+			"DATABASE=sqlite:///$db" "" "# UUIDs for identifying the instance" \
 			'#SITE_KEY_XID="00000000-0000-0000-0000-000000000000"' '#INSTANCE_REF="10000000-0000-0000-0000-000000000001"' \
 			'#ALLOTMENT_REF="20000000-0000-0000-0000-000000000001"'
 		if [ "$major" = 1 ]; then
@@ -74,7 +83,7 @@ After=network.target
 User=www-data
 Group=www-data
 AmbientCapabilities=CAP_NET_BIND_SERVICE
-WorkingDirectory=/usr/share/fastapi-dls/app
+WorkingDirectory=@APP@
 EnvironmentFile=/etc/fastapi-dls/env
 ExecStart=/usr/bin/openssl s_server -quiet -www -accept ${DLS_PORT} \
   -key /etc/fastapi-dls/webserver.key -cert /etc/fastapi-dls/webserver.crt
@@ -85,6 +94,7 @@ Type=simple
 [Install]
 WantedBy=multi-user.target
 EOF
+	sed -i "s|@APP@|$app|" "$root/etc/systemd/system/fastapi-dls.service"
 	# Its postinst: config dir, (1.x) the instance key pair, a self-signed
 	# webserver pair (its prompt defaults to yes when stdin is closed),
 	# everything to www-data, the unit enabled and started.
@@ -110,20 +120,47 @@ EOF
 	printf '%s\n' '#!/bin/bash' "echo -e \"> Starting uninstallation of 'fastapi-dls'!\"" >"$root/DEBIAN/prerm"
 	printf '%s\n' '#!/bin/bash' 'exit 0' >"$root/DEBIAN/postrm"
 	chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
+	if [ "$kind" = gitclone ]; then
+		# no package: the same files, put in place by hand (install_old)
+		tar -C "$root" -cf "$work/old.tar" etc usr
+		return 0
+	fi
 	dpkg-deb --root-owner-group -b "$root" "$work/old.deb"
 	dpkg-deb -I "$work/old.deb"
 	dpkg-deb -c "$work/old.deb"
+}
+
+build_helper() {
 	# the helper that makes the database and the guest's state
 	(cd "$repo" && CGO_ENABLED=0 ${GO:-go} build -trimpath -o "$work/fakedls" ./debian/tests/fakedls)
 }
 
 copy_more() {
-	bcp "$work/old.deb" /root/pkg/old.deb
+	if [ "$kind" = gitclone ]; then
+		bcp "$work/old.tar" /root/pkg/old.tar
+	else
+		bcp "$work/old.deb" /root/pkg/old.deb
+	fi
 	bcp "$work/fakedls" /usr/local/bin/fakedls
 	bx chmod 0755 /usr/local/bin/fakedls
 }
 
 install_old() {
+	if [ "$kind" = gitclone ]; then
+		# as its README has admins do it: the app cloned to /opt, the env
+		# and the webserver pair in /etc/fastapi-dls, a unit of their own
+		bx sh -ec "mkdir -p /opt/fastapi-dls/app /root/pkg/old && tar -C /root/pkg/old -xf /root/pkg/old.tar &&
+			cp -r /root/pkg/old/usr/share/fastapi-dls/app/. /opt/fastapi-dls/app/ &&
+			install -d $etc && cp /root/pkg/old/etc/fastapi-dls/env $etc/env &&
+			cp /root/pkg/old/etc/systemd/system/fastapi-dls.service /etc/systemd/system/ &&
+			openssl req -x509 -nodes -days 3650 -newkey rsa:2048 -subj /CN=127.0.0.1 \
+				-keyout $etc/webserver.key -out $etc/webserver.crt 2>/dev/null &&
+			chown -R www-data:www-data $etc /opt/fastapi-dls &&
+			systemctl daemon-reload && systemctl enable --now fastapi-dls.service"
+		if bx dpkg-query -S /etc/systemd/system/fastapi-dls.service; then return 1; fi
+		[ "$(bx systemctl is-enabled fastapi-dls.service)" = enabled ]
+		return 0
+	fi
 	bxt 300 dpkg -i /root/pkg/old.deb
 	[ "$(bx dpkg-query -W -f '${Version}' fastapi-dls)" = "$old_ver" ]
 	bx dpkg-query -L fastapi-dls | tee "$work/old-files"
@@ -140,7 +177,7 @@ old_state() {
 	if [ "$major" = 2 ]; then
 		bx install -d -o www-data -g www-data -m 0755 $app/cert
 		bx setpriv --reuid=www-data --regid=www-data --init-groups sh -ec '
-			cd /usr/share/fastapi-dls/app/cert
+			cd "$1"
 			umask 022
 			subj="/C=US/ST=California/O=Nvidia/OU=Nvidia Licensing Service (NLS)"
 			ca="basicConstraints=critical,CA:TRUE
@@ -166,7 +203,7 @@ authorityKeyIdentifier=keyid"
 				-set_serial 0x$(openssl rand -hex 16) -days 3650 -sha256 -extfile /var/tmp/si.ext -out si_certificate.pem
 			rm -f /var/tmp/ca.csr /var/tmp/si.csr /var/tmp/ca.ext /var/tmp/si.ext
 			chmod 0600 root_private_key.pem ca_private_key.pem si_private_key.pem
-			openssl verify -CAfile root_certificate.pem -untrusted ca_certificate.pem si_certificate.pem'
+			openssl verify -CAfile root_certificate.pem -untrusted ca_certificate.pem si_certificate.pem' sh "$app/cert"
 		old_key=$app/cert/si_private_key.pem
 		schema=2.x
 	else
@@ -174,8 +211,8 @@ authorityKeyIdentifier=keyid"
 		schema=1.0
 	fi
 	echo "$old_key" >"$work/old_key"
-	bx fakedls -key "$old_key" -schema $schema -db $etc/db.sqlite -state /root/guest/old.json -url "$url" -port "$port"
-	bx chown www-data:www-data $etc/db.sqlite
+	bx fakedls -key "$old_key" -schema $schema -db $db -state /root/guest/old.json -url "$url" -port "$port"
+	bx chown www-data:www-data $db
 	bxt 60 systemctl restart fastapi-dls.service
 	bx systemctl is-active fastapi-dls.service
 	# the stand-in holds the admin's port, as uvicorn did
@@ -184,14 +221,25 @@ authorityKeyIdentifier=keyid"
 		[ "$(date +%s)" -lt "$deadline" ] || { bx ss -Hltnp; return 1; }
 		sleep 0.5
 	done
-	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls -type f | sort | xargs sha256sum' | tee "$work/old.sha"
-	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls -type f -o -type d | sort | xargs stat -c "%U:%G %a %n"'
+	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls /opt/fastapi-dls -type f 2>/dev/null | sort | xargs sha256sum' | tee "$work/old.sha"
+	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls /opt/fastapi-dls -type f -o -type d 2>/dev/null | sort | xargs stat -c "%U:%G %a %n"'
 	bx cp /root/guest/old.json /root/guest/kept.json
 }
 
 install_ours() {
-	# what unattended upgrades and Ansible run: no flags, no terminal
-	bxt 300 dpkg -i /root/pkg/fastapi-dls.deb 2>&1 | tee "$work/dpkg.out"
+	if [ "$kind" = gitclone ]; then
+		# the README's recipe
+		{
+			bxt 60 systemctl disable --now fastapi-dls.service
+			bx mv /etc/systemd/system/fastapi-dls.service /root/fastapi-dls.service.old
+			bxt 300 dpkg --unpack /root/pkg/fastapi-dls.deb
+			bxt 120 fastapi-dls import -app $app
+			bxt 300 dpkg --configure fastapi-dls
+		} 2>&1 | tee "$work/dpkg.out"
+	else
+		# what unattended upgrades and Ansible run: no flags, no terminal
+		bxt 300 dpkg -i /root/pkg/fastapi-dls.deb 2>&1 | tee "$work/dpkg.out"
+	fi
 	st=$(bx dpkg-query -W -f '${Status} ${Version}\n' fastapi-dls)
 	echo "$st"
 	echo "$st" | grep -q '^install ok installed 3'
@@ -273,7 +321,7 @@ imported_in_journal() {
 }
 
 old_files_kept() {
-	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls -type f | sort | xargs sha256sum' >"$work/now.sha"
+	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls /opt/fastapi-dls -type f 2>/dev/null | sort | xargs sha256sum' >"$work/now.sha"
 	# every FastAPI-DLS file is still there with its content (package files
 	# under app/ are gone: dpkg removed them with the old package)
 	grep -v " $app/[a-z]*\.py\$\| /usr/share/fastapi-dls/\(README.md\|version.env\)\$" "$work/old.sha" >"$work/kept.sha"
@@ -287,7 +335,11 @@ old_files_kept() {
 # A second import (as an admin might run it) imports nothing twice.
 second_import() {
 	bxt 60 systemctl stop fastapi-dls.service fastapi-dls.socket fastapi-dls-http.socket
-	bxt 60 fastapi-dls import | tee "$work/import2.out"
+	if [ "$kind" = gitclone ]; then
+		bxt 60 fastapi-dls import -app $app | tee "$work/import2.out"
+	else
+		bxt 60 fastapi-dls import | tee "$work/import2.out"
+	fi
 	grep -q 'nothing new to import' "$work/import2.out"
 	grep -q 'already in place, nothing copied' "$work/import2.out"
 	bxt 60 systemctl start fastapi-dls.socket fastapi-dls-http.socket fastapi-dls.service
@@ -317,13 +369,14 @@ purge() {
 }
 
 find_inputs
-step -f "build a stand-in FastAPI-DLS $old_ver package and the helper" fake_deb
+step -f "build a stand-in FastAPI-DLS $old_ver ($kind)" fake_deb
+step -f "build the helper (fakedls)" build_helper
 step -f "box start" start_box
 step -f "copy .debs, dls-guest and the helper into the box" copy_inputs
 step -f "copy the stand-in package and helper" copy_more
-step -f "dpkg -i FastAPI-DLS $old_ver (stand-in): its files, conffile, enabled unit" install_old
+step -f "FastAPI-DLS $old_ver (stand-in, $kind): its files, enabled unit" install_old
 step -f "FastAPI-DLS $major.x state: env edited, keys, SQLite database, a guest's lease; serving on $port" old_state
-step -f "dpkg -i ours: no flags, stdin closed, no conffile prompt; import reported" install_ours
+step -f "switch ($kind): no flags, stdin closed, no conffile prompt; import reported" install_ours
 step -f "our service answers on $port; FastAPI-DLS's process, unit file and enable link are gone" service_up
 step "the served token key is FastAPI-DLS's" token_key
 step "the guest's old bearer is accepted and its old lease listed" bearer_and_lease_listed
