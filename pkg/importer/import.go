@@ -62,6 +62,10 @@ type Options struct {
 	// (CERT_PATH); InstanceRef our INSTANCE_REF, for the certificates a
 	// 1.x key gets.
 	StorePath, CertPath, InstanceRef string
+	// StoreURL is the daemon's PostgreSQL store (DLS_STORE), "" = the
+	// bbolt file StorePath. The import writes bbolt only: with a
+	// PostgreSQL store the database is not imported (keys are).
+	StoreURL string
 
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
@@ -78,7 +82,7 @@ func Defaults(cfg *config.Config) Options {
 	o := Options{
 		Database: cfg.Database, AppDir: PackageAppDir, KeyDir: filepath.Join(PackageAppDir, "cert"),
 		InstanceKey: cfg.InstanceKey, InstancePub: cfg.InstancePub,
-		StorePath: cfg.DB, CertPath: cfg.CertPath, InstanceRef: cfg.InstanceRef,
+		StorePath: cfg.DB, CertPath: cfg.CertPath, InstanceRef: cfg.InstanceRef, StoreURL: cfg.Store,
 	}
 	if o.Database == "" {
 		o.Database = DefaultDatabase
@@ -160,6 +164,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			slog.String("cert_path", opts.CertPath), slog.Int("files_created", len(rep.KeysCreated)))
 	}
 
+	if rep.Database != nil && opts.StoreURL != "" && dbErr == nil {
+		dbErr = fmt.Errorf("FastAPI-DLS database %s: %w: the store is PostgreSQL (%s); import into a bbolt file "+
+			"(DLS_STORE= DLS_DB=FILE fastapi-dls import …), then fastapi-dls store copy --from FILE --to the store",
+			file, ErrNotImportable, config.RedactURL(opts.StoreURL))
+		rep.DatabaseFile, rep.Database = "", nil
+	}
 	if rep.Database != nil {
 		if err := os.MkdirAll(filepath.Dir(opts.StorePath), 0o750); err != nil {
 			return nil, fmt.Errorf("create database directory: %w", err)
@@ -302,7 +312,7 @@ func DatabaseFile(dbURL, appDir string) (string, error) {
 	}
 	engine, _, _ := strings.Cut(scheme, "+") // sqlite+pysqlite
 	if engine != "sqlite" {
-		return "", fmt.Errorf("DATABASE=%s: %w (move %s data by hand, or let guests register and lease again)",
+		return "", fmt.Errorf("DATABASE=%s: %w (its %s data is not read; guests register and lease again, with the tokens they have)",
 			config.RedactURL(dbURL), ErrNotImportable, engine)
 	}
 	rest, _, _ = strings.Cut(rest, "?")

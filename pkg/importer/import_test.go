@@ -612,3 +612,23 @@ func TestParseTime(t *testing.T) {
 		}
 	}
 }
+
+// TestRunPostgresStore: with a PostgreSQL store the SQLite data is not
+// written anywhere (the import writes bbolt only) and Run says how to get
+// it there; the keys are still imported.
+func TestRunPostgresStore(t *testing.T) {
+	t.Parallel()
+	app := appDir(t, leaseDDL2)
+	dst := t.TempDir()
+	rep, err := Run(context.Background(), Options{Database: DefaultDatabase, AppDir: app, KeyDir: filepath.Join(app, "cert"),
+		StorePath: filepath.Join(dst, "dls.db"), CertPath: filepath.Join(dst, "cert"), StoreURL: "postgres://dls:pw@db1/dls"})
+	if !errors.Is(err, ErrNotImportable) || !strings.Contains(err.Error(), "store copy") || strings.Contains(err.Error(), ":pw@") {
+		t.Errorf("err = %v", err)
+	}
+	if rep == nil || len(rep.KeysCreated) != 6 || rep.Database != nil {
+		t.Errorf("report: %+v", rep)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "dls.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a bbolt file was written: %v", err)
+	}
+}
