@@ -1,3 +1,5 @@
+# shellcheck shell=sh
+# shellcheck disable=SC2016 # box-side scripts and dpkg-query formats are single-quoted on purpose
 # debian/tests/fastapi-dls-switch.sh — sourced by from-fastapi-dls-2x,
 # from-fastapi-dls-1x and from-git-clone after they set:
 #   major    2 or 1: which FastAPI-DLS the box ran
@@ -24,6 +26,8 @@
 # old bearer is accepted, its old lease is listed, renewed (expiry moves) and
 # returned, its origin is listed with its hostname. `dpkg -P` then removes
 # what we made and leaves FastAPI-DLS's files.
+: "${major:?}" "${old_ver:?}" "${port:?}"
+# shellcheck source=debian/tests/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 kind=${kind:-package}
@@ -36,6 +40,7 @@ if [ "$kind" = gitclone ]; then
 fi
 work=$(mktemp -d)
 cleanup_work() { rm -rf "$work"; }
+# shellcheck disable=SC2034 # read by lib.sh's exit trap
 on_exit=cleanup_work
 url=https://127.0.0.1:$port
 
