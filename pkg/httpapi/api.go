@@ -49,6 +49,8 @@ type API struct {
 	router  *httprouter.Router
 	// logLimit bounds what each client can make us log.
 	logLimit *logLimiter
+	// usedCodes remembers exchanged auth codes until they expire.
+	usedCodes *spentCodes
 	// bodyTimeout bounds reading one request body.
 	bodyTimeout time.Duration
 	dlsPort     string
@@ -75,6 +77,7 @@ func New(c Config) (*API, error) {
 	}
 	a.dlsPort = strconv.Itoa(c.Settings.Port)
 	a.logLimit = newLogLimiter()
+	a.usedCodes = newSpentCodes(maxSpentCodes)
 	a.bodyTimeout = c.BodyTimeout
 	if a.bodyTimeout <= 0 {
 		a.bodyTimeout = DefaultBodyTimeout

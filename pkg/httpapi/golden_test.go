@@ -176,11 +176,14 @@ func TestGolden(t *testing.T) {
 func TestPlainListener(t *testing.T) {
 	f := newFixture(t, map[string]string{"DLS_PORT": "8443"})
 	h := f.api.PlainHandler()
+	// Every redirect goes to DLS_URL, whatever Host the request names: the
+	// request's Host would let anyone craft a link through us to their site.
 	for _, tt := range []struct{ name, host, path, want string }{
 		{"host with port", "dls.example:80", "/-/client-token?x=1", "https://dls.example:8443/-/client-token?x=1"},
-		{"bare host", "10.0.0.5", "/", "https://10.0.0.5:8443/"},
-		{"ipv6", "[fd00::5]:80", "/status", "https://[fd00::5]:8443/status"},
+		{"other host", "evil.example", "/", "https://dls.example:8443/"},
+		{"ipv6", "[fd00::5]:80", "/status", "https://dls.example:8443/status"},
 		{"hostile host", "evil.example/@x", "/", "https://dls.example:8443/"},
+		{"no host", "", "/-/health", "https://dls.example:8443/-/health"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", tt.path, nil)

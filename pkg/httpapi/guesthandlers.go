@@ -44,17 +44,8 @@ func (a *API) saveOrigin(ref string, env protocol.Environment) error {
 		Created:            now,
 		Updated:            now,
 	}
-	if old, err := a.db.Origin(ref); err == nil {
-		keep := func(s *string, prev string) {
-			if *s == "" {
-				*s = prev
-			}
-		}
-		keep(&o.Hostname, old.Hostname)
-		keep(&o.GuestDriverVersion, old.GuestDriverVersion)
-		keep(&o.OSPlatform, old.OSPlatform)
-		keep(&o.OSVersion, old.OSVersion)
-	}
+	// The store keeps stored named fields this registration leaves empty,
+	// reading and writing in one transaction.
 	_, err := a.db.RegisterOrigin(o)
 	return err
 }
@@ -67,7 +58,7 @@ func (a *API) registerOrigin(w http.ResponseWriter, r *http.Request, _ httproute
 	if err := a.saveOrigin(req.CandidateOriginRef, req.Environment); err != nil {
 		return err
 	}
-	a.logClient(r, slog.LevelInfo, "origin registered", slog.String("event", "origin.register"),
+	a.log.Info("origin registered", slog.String("event", "origin.register"),
 		slog.String("origin_ref", req.CandidateOriginRef), slog.String("hostname", req.Environment.Hostname),
 		slog.String("guest_driver_version", req.Environment.GuestDriverVersion))
 	return a.reply(w, r, http.StatusOK, protocol.OriginResponse{
@@ -85,7 +76,7 @@ func (a *API) updateOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.
 	if err := a.saveOrigin(req.OriginRef, req.Environment); err != nil {
 		return err
 	}
-	a.logClient(r, slog.LevelInfo, "origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
+	a.log.Info("origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
 	return a.reply(w, r, http.StatusOK, protocol.OriginUpdateResponse{
 		Environment:   req.Environment.Raw, // as sent; raw_env is only in the register answer
 		SyncTimestamp: protocol.Timestamp(a.now()),
@@ -102,7 +93,7 @@ func (a *API) authCode(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	if err != nil {
 		return err
 	}
-	a.logClient(r, slog.LevelInfo, "auth code issued", slog.String("event", "auth.code"), slog.String("origin_ref", req.OriginRef))
+	a.log.Info("auth code issued", slog.String("event", "auth.code"), slog.String("origin_ref", req.OriginRef))
 	return a.reply(w, r, http.StatusOK, protocol.CodeResponse{AuthCode: code, SyncTimestamp: protocol.Timestamp(now)})
 }
 
@@ -118,6 +109,11 @@ func (a *API) authToken(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	}
 	if err := protocol.VerifyChallenge(claims.Challenge, req.CodeVerifier); err != nil {
 		return err
+	}
+	// Only now, with the verifier proven, is the code spent: a caller
+	// without the verifier cannot use up a guest's code.
+	if !a.usedCodes.spend(string(req.AuthCode), claims.Expires, now) {
+		return fmt.Errorf("%w: auth code already used", protocol.ErrInvalidAuthCode)
 	}
 	expires := now.Add(a.cfg.TokenExpire)
 	tok, err := a.id.AuthToken(now, expires, claims.OriginRef)

@@ -7,7 +7,8 @@ import (
 )
 
 // PlainHandler serves the plain-HTTP listener (port 80): the Windows
-// shutdown call, and a 301 to https on DLS_PORT for every other path.
+// shutdown call, and a 301 to https://DLS_URL:DLS_PORT (same path) for every
+// other path.
 func (a *API) PlainHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == shutdownPath {
@@ -22,14 +23,9 @@ func (a *API) PlainHandler() http.Handler {
 			}
 			return
 		}
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if host == "" || strings.ContainsAny(host, "/\\@") {
-			host = a.cfg.URL
-		}
-		target := "https://" + net.JoinHostPort(strings.Trim(host, "[]"), a.dlsPort) + r.URL.RequestURI()
+		// To DLS_URL, never to the request's Host: that would redirect to
+		// whatever site a crafted link names.
+		target := "https://" + net.JoinHostPort(strings.Trim(a.cfg.URL, "[]"), a.dlsPort) + r.URL.RequestURI()
 		http.Redirect(w, r, target, http.StatusMovedPermanently)
 	})
 }

@@ -250,6 +250,7 @@ func (id *Identity) parse(token string, now time.Time, opts ...jwt.ParserOption)
 type AuthCodeClaims struct {
 	Challenge string
 	OriginRef string
+	Expires   time.Time // its exp: until when it must be remembered as used
 }
 
 // ParseAuthCode verifies an auth code (RS256 with the SI key, unexpired) and
@@ -264,7 +265,11 @@ func (id *Identity) ParseAuthCode(code string, now time.Time) (AuthCodeClaims, e
 	if !ok1 || !ok2 || origin == "" {
 		return AuthCodeClaims{}, fmt.Errorf("%w: not an auth code", ErrInvalidAuthCode)
 	}
-	return AuthCodeClaims{Challenge: challenge, OriginRef: origin}, nil
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return AuthCodeClaims{}, fmt.Errorf("%w: no expiry", ErrInvalidAuthCode)
+	}
+	return AuthCodeClaims{Challenge: challenge, OriginRef: origin, Expires: exp.Time}, nil
 }
 
 // ParseAuthToken verifies a bearer auth token (RS256 with the SI key, exp

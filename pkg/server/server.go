@@ -189,25 +189,6 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			httpsLimit = ll
 		}
 	}
-	serveErr := make(chan error, len(servers))
-	for _, s := range servers {
-		log.Info("serving", "listener", s.name, "addr", s.l.Addr().String())
-		go func() {
-			var err error
-			if s.srv.TLSConfig != nil {
-				err = s.srv.ServeTLS(s.l, "", "")
-			} else {
-				err = s.srv.Serve(s.l)
-			}
-			if errors.Is(err, http.ErrServerClosed) {
-				err = nil
-			} else if err != nil {
-				err = fmt.Errorf("serve %s: %w", s.name, err)
-			}
-			serveErr <- err
-		}()
-	}
-
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	var wg sync.WaitGroup
@@ -225,11 +206,31 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Health != nil {
 		healthChanged = cfg.Health.Changed()
 		wg.Go(func() { cfg.Health.Run(bg, every) })
-		// READY=1 and STATUS= carry the first result; the checker bounds it by its deadline.
+		// Serve only once the first result is in (bounded by the check's deadline): a request that a restart
+		// left waiting in the socket must not be told "down" for want of a check. READY=1 carries it too.
 		select {
 		case <-cfg.Health.First():
 		case <-ctx.Done():
 		}
+	}
+
+	serveErr := make(chan error, len(servers))
+	for _, s := range servers {
+		log.Info("serving", "listener", s.name, "addr", s.l.Addr().String())
+		go func() {
+			var err error
+			if s.srv.TLSConfig != nil {
+				err = s.srv.ServeTLS(s.l, "", "")
+			} else {
+				err = s.srv.Serve(s.l)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			} else if err != nil {
+				err = fmt.Errorf("serve %s: %w", s.name, err)
+			}
+			serveErr <- err
+		}()
 	}
 
 	notify(daemon.SdNotifyReady + "\nSTATUS=" + status())

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -88,4 +90,47 @@ func TestWatchdogHangingCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServesAfterFirstCheck: a request already waiting on the listener when
+// Run starts (as after a restart under socket activation) is answered only
+// once the first health check has a result, so it never sees "not checked".
+func TestServesAfterFirstCheck(t *testing.T) {
+	noWatchdog(t)
+	t.Setenv("NOTIFY_SOCKET", "")
+	certFile, keyFile := writeCert(t, t.TempDir(), 1)
+	log, _ := testLogger(t)
+	hc := testChecker(func(context.Context) error { time.Sleep(300 * time.Millisecond); return nil })
+	ls := localListeners(t, false)
+	got := make(chan string, 1)
+	go func() { // connects before Run starts: the kernel queues it
+		body, err := get(t, ls.HTTPS.Addr().String(), "/")
+		if err != nil {
+			body = err.Error()
+		}
+		got <- body
+	}()
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Listeners: ls, CertFile: certFile, KeyFile: keyFile, Logger: log, Health: hc,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if _, ok := hc.Healthy(); ok {
+					io.WriteString(w, "up")
+				} else {
+					io.WriteString(w, "down")
+				}
+			})})
+	}()
+	select {
+	case body := <-got:
+		if body != "up" {
+			t.Errorf("the waiting request got %q, want up", body)
+		}
+	case <-time.After(wait):
+		t.Error("no answer")
+	}
+	cancel()
+	<-done
 }

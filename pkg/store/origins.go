@@ -26,8 +26,11 @@ type Origin struct {
 }
 
 // RegisterOrigin creates or updates the origin o.Ref and returns what is now
-// stored. A new origin gets o.Created; an existing one keeps its Created and
-// has every other field replaced. A zero Created or Updated takes the other's
+// stored. A new origin gets o.Created; an existing one keeps its Created, and
+// keeps a stored Hostname, GuestDriverVersion, OSPlatform or OSVersion where
+// o's is empty (Windows guests run two daemons that register the same origin
+// at once, each telling part of it); other fields are replaced. The read and
+// the write are one transaction, so concurrent registrations lose nothing. A zero Created or Updated takes the other's
 // value (both zero is [ErrInvalid]). o.Environment must be valid JSON or nil;
 // it is stored compacted. The call is on the guest's request path: it shares a
 // commit with concurrent writers and returns once that is durable.
@@ -72,6 +75,7 @@ func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
 				return err
 			}
 			next.Created = old.Created
+			next.keepNamed(old)
 		}
 		v, err := encodeOrigin(next)
 		if err != nil {
@@ -87,6 +91,21 @@ func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
 		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
 	}
 	return stored, nil
+}
+
+// keepNamed keeps old's named fields where o's are empty.
+func (o *Origin) keepNamed(old Origin) {
+	for _, f := range []struct {
+		dst  *string
+		prev string
+	}{
+		{&o.Hostname, old.Hostname}, {&o.GuestDriverVersion, old.GuestDriverVersion},
+		{&o.OSPlatform, old.OSPlatform}, {&o.OSVersion, old.OSVersion},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.prev
+		}
+	}
 }
 
 // Origin returns the origin ref, or [ErrNotFound]. Safe for concurrent use.

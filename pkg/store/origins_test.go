@@ -38,8 +38,9 @@ func TestRegisterOrigin(t *testing.T) {
 	}
 	equal(t, "read back", got, want)
 
-	// A re-registration keeps Created and replaces everything else,
-	// including an environment that is now absent.
+	// A re-registration keeps Created and the named fields it leaves empty,
+	// and replaces everything else, including an environment that is now
+	// absent.
 	second, err := db.RegisterOrigin(store.Origin{
 		Ref: originA, Hostname: "gpu-1b", GuestDriverVersion: "570.1",
 		Created: t0.Add(time.Hour), Updated: t0.Add(time.Hour),
@@ -47,7 +48,8 @@ func TestRegisterOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = store.Origin{Ref: originA, Hostname: "gpu-1b", GuestDriverVersion: "570.1", Created: t0, Updated: t0.Add(time.Hour)}
+	want = store.Origin{Ref: originA, Hostname: "gpu-1b", GuestDriverVersion: "570.1",
+		OSPlatform: "Debian GNU/Linux", OSVersion: "12", Created: t0, Updated: t0.Add(time.Hour)}
 	equal(t, "second registration", second, want)
 	got, err = db.Origin(originA)
 	if err != nil {

@@ -70,7 +70,8 @@ func sortLeases(ls []Lease) {
 }
 
 // RegisterOrigin creates or updates the origin o.Ref, as [DB.RegisterOrigin]:
-// one INSERT … ON CONFLICT DO UPDATE that keeps the stored Created.
+// one INSERT … ON CONFLICT DO UPDATE that keeps the stored Created and the
+// stored named fields where o's are empty.
 func (db *PG) RegisterOrigin(o Origin) (Origin, error) {
 	if err := checkRef("origin", o.Ref); err != nil {
 		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
@@ -113,12 +114,14 @@ func (db *PG) RegisterOrigin(o Origin) (Origin, error) {
 	var scns int16
 	err := db.pool.QueryRow(ctx, `INSERT INTO origins (`+originCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		ON CONFLICT (ref) DO UPDATE SET hostname = excluded.hostname,
-			guest_driver_version = excluded.guest_driver_version, os_platform = excluded.os_platform,
-			os_version = excluded.os_version, environment = excluded.environment,
-			updated = excluded.updated, updated_ns = excluded.updated_ns
-		RETURNING created, created_ns`,
-		o.Ref, o.Hostname, o.GuestDriverVersion, o.OSPlatform, o.OSVersion, env, c, cns, u, uns).Scan(&sc, &scns)
+		ON CONFLICT (ref) DO UPDATE SET hostname = COALESCE(NULLIF(excluded.hostname, ''), origins.hostname),
+			guest_driver_version = COALESCE(NULLIF(excluded.guest_driver_version, ''), origins.guest_driver_version),
+			os_platform = COALESCE(NULLIF(excluded.os_platform, ''), origins.os_platform),
+			os_version = COALESCE(NULLIF(excluded.os_version, ''), origins.os_version),
+			environment = excluded.environment, updated = excluded.updated, updated_ns = excluded.updated_ns
+		RETURNING created, created_ns, hostname, guest_driver_version, os_platform, os_version`,
+		o.Ref, o.Hostname, o.GuestDriverVersion, o.OSPlatform, o.OSVersion, env, c, cns, u, uns).Scan(&sc, &scns,
+		&o.Hostname, &o.GuestDriverVersion, &o.OSPlatform, &o.OSVersion)
 	if err != nil {
 		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
 	}

@@ -131,12 +131,15 @@ func testOrigins(t *testing.T, b Backend) {
 	must(t, err)
 	equal(t, "stored", stored, want)
 
-	// Update: every field replaced but Created; nil environment stays nil.
+	// Update: every field replaced but Created and the named fields left
+	// empty (two daemons of one Windows guest each tell part); nil
+	// environment stays nil.
 	upd := store.Origin{Ref: originA, Hostname: "vm1b", Created: t0.Add(time.Hour), Updated: t0.Add(2 * time.Hour)}
 	got, err = s.RegisterOrigin(upd)
 	must(t, err)
 	want = upd
 	want.Created = t0
+	want.GuestDriverVersion, want.OSPlatform, want.OSVersion = "550.90", "Debian", "12"
 	equal(t, "updated", got, want)
 	stored, err = s.Origin(originA)
 	must(t, err)
