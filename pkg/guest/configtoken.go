@@ -243,8 +243,9 @@ func (g *Guest) checkChain(root, ca, si *x509.Certificate, n *big.Int) error {
 }
 
 // CheckRedirect checks the plain-HTTP listener's answer to a path other than
-// the shutdown call: 301 to the same path over https on the request's host
-// and DLS_PORT (from the client token). Redirects are not followed.
+// the shutdown call: 301 to the same path over https on DLS_URL and DLS_PORT
+// (from the client token), never on the request's host. Redirects are not
+// followed.
 func (g *Guest) CheckRedirect(ctx context.Context, path string) error {
 	const step = "http-redirect"
 	u, err := url.Parse(g.HTTPURL)
@@ -257,6 +258,7 @@ func (g *Guest) CheckRedirect(ctx context.Context, path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
+	req.Host = "redirect-target.invalid" // a Host the server must not echo
 	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s: GET %s: %w", step, req.URL, err)
@@ -266,14 +268,18 @@ func (g *Guest) CheckRedirect(ctx context.Context, path string) error {
 		return violation(step, "GET %s: status %d, want 301", path, resp.StatusCode)
 	}
 	loc := resp.Header.Get("Location")
-	want := []string{"https://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(g.DLSPort)) + path}
+	host := g.DLSURL
+	if host == "" { // no client token read yet: only the scheme and path are known
+		host = u.Hostname()
+	}
+	want := []string{"https://" + net.JoinHostPort(host, strconv.Itoa(g.DLSPort)) + path}
 	if g.DLSPort == 443 {
-		want = append(want, "https://"+hostOnly(u.Hostname())+path)
+		want = append(want, "https://"+hostOnly(host)+path)
 	}
 	if g.DLSPort == 0 {
 		l, err := url.Parse(loc)
-		if err != nil || l.Scheme != "https" || l.Hostname() != u.Hostname() || l.Path != path {
-			return violation(step, "GET %s: Location %q, want https://%s:<DLS_PORT>%s", path, loc, u.Hostname(), path)
+		if err != nil || l.Scheme != "https" || l.Hostname() != host || l.Path != path {
+			return violation(step, "GET %s: Location %q, want https://%s:<DLS_PORT>%s", path, loc, host, path)
 		}
 		return nil
 	}

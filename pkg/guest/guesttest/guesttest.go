@@ -401,8 +401,8 @@ func Start(t testing.TB, fault string) *guest.Guest {
 			f.ServeHTTP(w, r)
 			return
 		}
-		host, _, _ := net.SplitHostPort(r.Host)
-		http.Redirect(w, r, "https://"+net.JoinHostPort(host, p)+r.URL.Path, http.StatusMovedPermanently)
+		// To DLS_URL (the token's node url), never to the request's Host.
+		http.Redirect(w, r, "https://"+net.JoinHostPort("127.0.0.1", p)+r.URL.Path, http.StatusMovedPermanently)
 	}))
 	t.Cleanup(plain.Close)
 	client := srv.Client()
