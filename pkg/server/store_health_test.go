@@ -14,7 +14,9 @@ import (
 // daemon does, and breaks the store: the pings stop, so systemd restarts us.
 func TestWatchdogFollowsTheStore(t *testing.T) {
 	msgs := listenNotify(t)
-	t.Setenv("WATCHDOG_USEC", "200000")
+	// Pings every 500 ms, a store check every 250 ms: a real fsync on a busy
+	// machine needs more than the 50 ms a 200 ms watchdog would leave it.
+	t.Setenv("WATCHDOG_USEC", "1000000")
 	t.Setenv("WATCHDOG_PID", pidString)
 	certFile, keyFile := writeCert(t, t.TempDir(), 1)
 	log, _ := testLogger(t)
@@ -42,9 +44,9 @@ func TestWatchdogFollowsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A ping already on its way may still land within one interval; after
-	// that, none for five intervals.
-	quiet(t, msgs, 100*time.Millisecond, "")
-	quiet(t, msgs, 500*time.Millisecond, "WATCHDOG=1")
+	// that, none for three intervals.
+	quiet(t, msgs, 600*time.Millisecond, "")
+	quiet(t, msgs, 1500*time.Millisecond, "WATCHDOG=1")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
