@@ -94,8 +94,8 @@ func TestCheckerLogsOncePerChange(t *testing.T) {
 	// 2 ms deadline adds one failure and one recovery line, never more.
 	for want, n := range map[string]int{
 		`msg="health check failed, withholding watchdog pings" err="disk on fire"`: 1,
-		`msg="system clock not synchronised`:                                        1,
-		`msg="system clock synchronised"`:                                           1,
+		`msg="system clock not synchronised`:                                       1,
+		`msg="system clock synchronised"`:                                          1,
 	} {
 		if got := strings.Count(out, want); got != n {
 			t.Errorf("%d lines with %s, want %d:\n%s", got, want, n, out)
