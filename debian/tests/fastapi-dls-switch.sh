@@ -265,7 +265,10 @@ service_up() {
 	bx test ! -e /etc/systemd/system/fastapi-dls.service
 	link=$(bx readlink /etc/systemd/system/multi-user.target.wants/fastapi-dls.service)
 	echo "enable link -> $link"
-	[ "$link" = /lib/systemd/system/fastapi-dls.service ]
+	case "$link" in # merged /usr (trixie, noble): /usr/lib
+	/lib/systemd/system/fastapi-dls.service | /usr/lib/systemd/system/fastapi-dls.service) ;;
+	*) return 1 ;;
+	esac
 	bx systemctl show -p FragmentPath fastapi-dls.service | grep /lib/systemd/system/fastapi-dls.service
 }
 
