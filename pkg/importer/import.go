@@ -63,8 +63,7 @@ type Options struct {
 	// 1.x key gets.
 	StorePath, CertPath, InstanceRef string
 	// StoreURL is the daemon's PostgreSQL store (DLS_STORE), "" = the
-	// bbolt file StorePath. The import writes bbolt only: with a
-	// PostgreSQL store the database is not imported (keys are).
+	// bbolt file StorePath: the database is imported into it.
 	StoreURL string
 
 	// Now is the clock; nil = time.Now.
@@ -164,32 +163,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			slog.String("cert_path", opts.CertPath), slog.Int("files_created", len(rep.KeysCreated)))
 	}
 
-	if rep.Database != nil && opts.StoreURL != "" && dbErr == nil {
-		dbErr = fmt.Errorf("FastAPI-DLS database %s: %w: the store is PostgreSQL (%s); import into a bbolt file "+
-			"(DLS_STORE= DLS_DB=FILE fastapi-dls import …), then fastapi-dls store copy --from FILE --to the store",
-			file, ErrNotImportable, config.RedactURL(opts.StoreURL))
-		rep.DatabaseFile, rep.Database = "", nil
-	}
 	if rep.Database != nil {
-		if err := os.MkdirAll(filepath.Dir(opts.StorePath), 0o750); err != nil {
-			return nil, fmt.Errorf("create database directory: %w", err)
-		}
-		db, err := store.Open(opts.StorePath)
-		if err != nil {
-			if errors.Is(err, store.ErrLocked) {
-				err = fmt.Errorf("%w (stop the running server first)", err)
-			}
-			return nil, err
-		}
-		rep.Store, err = db.Import(rep.Database.Origins, rep.Database.Leases)
-		if cerr := db.Close(); err == nil {
-			err = cerr
-		}
+		var err error
+		rep.Store, err = importInto(ctx, opts, rep.Database)
 		if err != nil {
 			return nil, fmt.Errorf("import %s: %w", file, err)
 		}
 		log.Info("database imported", slog.String("event", "import.database"), slog.String("file", file),
-			slog.String("schema", string(rep.Database.Schema)), slog.String("store", opts.StorePath),
+			slog.String("schema", string(rep.Database.Schema)), slog.String("store", storeName(opts)),
 			slog.Int("origins_added", len(rep.Store.OriginsAdded)), slog.Int("origins_kept", len(rep.Store.OriginsKept)),
 			slog.Int("leases_added", len(rep.Store.LeasesAdded)), slog.Int("leases_kept", len(rep.Store.LeasesKept)),
 			slog.Int("leases_skipped", len(rep.Database.Skipped)))
@@ -362,4 +343,43 @@ func (r *Report) Print(w io.Writer, limit int) {
 	if r.Database == nil && r.KeySource == "" {
 		fmt.Fprintln(w, "nothing to import")
 	}
+}
+
+// storeName names the store the import writes, for logs: the bbolt file, or
+// the PostgreSQL URL without its password.
+func storeName(opts Options) string {
+	if opts.StoreURL != "" {
+		return config.RedactURL(opts.StoreURL)
+	}
+	return opts.StorePath
+}
+
+// importInto writes the database's origins and leases into the daemon's
+// store: the PostgreSQL database of StoreURL, or the bbolt file StorePath.
+func importInto(ctx context.Context, opts Options, d *Database) (store.Imported, error) {
+	if opts.StoreURL != "" {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		pg, err := store.OpenPostgres(ctx, opts.StoreURL, 0)
+		if err != nil {
+			return store.Imported{}, err
+		}
+		defer pg.Close()
+		return pg.Import(d.Origins, d.Leases)
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.StorePath), 0o750); err != nil {
+		return store.Imported{}, fmt.Errorf("create database directory: %w", err)
+	}
+	db, err := store.Open(opts.StorePath)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			err = fmt.Errorf("%w (stop the running server first)", err)
+		}
+		return store.Imported{}, err
+	}
+	imp, err := db.Import(d.Origins, d.Leases)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return imp, err
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/pki"
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store/pgtest"
+	"github.com/fastapi-dls/fastapi-dls/pkg/store/storetest"
 )
 
 // The tables exactly as FastAPI-DLS's SQLAlchemy models create them in
@@ -613,22 +615,28 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
-// TestRunPostgresStore: with a PostgreSQL store the SQLite data is not
-// written anywhere (the import writes bbolt only) and Run says how to get
-// it there; the keys are still imported.
+// TestRunPostgresStore: with a PostgreSQL store (DLS_STORE) the SQLite data
+// goes into that database, no bbolt file is written, and the keys are
+// imported as always.
 func TestRunPostgresStore(t *testing.T) {
 	t.Parallel()
+	url := pgtest.New(t).NewDB(t)
 	app := appDir(t, leaseDDL2)
 	dst := t.TempDir()
 	rep, err := Run(context.Background(), Options{Database: DefaultDatabase, AppDir: app, KeyDir: filepath.Join(app, "cert"),
-		StorePath: filepath.Join(dst, "dls.db"), CertPath: filepath.Join(dst, "cert"), StoreURL: "postgres://dls:pw@db1/dls"})
-	if !errors.Is(err, ErrNotImportable) || !strings.Contains(err.Error(), "store copy") || strings.Contains(err.Error(), ":pw@") {
-		t.Errorf("err = %v", err)
+		StorePath: filepath.Join(dst, "dls.db"), CertPath: filepath.Join(dst, "cert"), StoreURL: url})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if rep == nil || len(rep.KeysCreated) != 6 || rep.Database != nil {
-		t.Errorf("report: %+v", rep)
+	if rep == nil || len(rep.KeysCreated) != 6 || rep.Database == nil || len(rep.Store.LeasesAdded) == 0 {
+		t.Fatalf("report: %+v", rep)
 	}
 	if _, err := os.Stat(filepath.Join(dst, "dls.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a bbolt file was written: %v", err)
+	}
+	pg := storetest.OpenPG(t, url)
+	ls, err := pg.Leases("")
+	if err != nil || len(ls) != len(rep.Store.LeasesAdded) {
+		t.Errorf("PostgreSQL holds %d leases (%v), the report says %d added", len(ls), err, len(rep.Store.LeasesAdded))
 	}
 }

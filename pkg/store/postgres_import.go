@@ -12,9 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Import is not yet used by the importer (pkg/importer writes bbolt only and
-// says how to go on with store copy); it is here, with its migration, for
-// the importer to write to either store.
+// Import is what pkg/importer calls when DLS_STORE names a PostgreSQL store.
 
 // Import writes origins and leases taken over from another licence server in
 // one transaction, as [DB.Import]: all or nothing; a ref already stored, or
