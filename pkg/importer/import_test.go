@@ -72,7 +72,7 @@ var readAt = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 
 // makeDB writes an SQLite file with FastAPI-DLS's tables and the given
 // INSERT statements, as FastAPI-DLS would have left it.
-func makeDB(t *testing.T, leaseDDL string, stmts ...string) string {
+func makeDB(t testing.TB, leaseDDL string, stmts ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "db.sqlite")
 	db, err := sql.Open("sqlite", path)
