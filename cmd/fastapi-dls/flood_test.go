@@ -70,7 +70,7 @@ func listenPings(t *testing.T) (string, *pings) {
 // and the log must not grow with the request count.
 func TestFloodKeepsWatchdogRhythm(t *testing.T) {
 	const (
-		// WatchdogSec: pings due every 2 s, a store check every second with a
+		// WatchdogSec: pings due every 2 s (sent every second), a store check every second with a
 		// second's deadline. (At 2 s, a 500 ms deadline, a loaded CI machine's
 		// fsync failed the check now and then: a true 503, not the flood's.)
 		watchdog = 4 * time.Second
