@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/config"
 	"github.com/fastapi-dls/fastapi-dls/pkg/health"
 	"github.com/fastapi-dls/fastapi-dls/pkg/httpapi"
+	"github.com/fastapi-dls/fastapi-dls/pkg/importer"
 	"github.com/fastapi-dls/fastapi-dls/pkg/pki"
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 	"github.com/fastapi-dls/fastapi-dls/pkg/server"
@@ -145,9 +147,22 @@ func pkiOptions(cfg *config.Config) pki.Options {
 	return pki.Options{Dir: cfg.CertPath, InstanceRef: cfg.InstanceRef, LegacyKey: cfg.InstanceKey, LegacyPub: cfg.InstancePub}
 }
 
+// fastAPIDLSKeyDir is where FastAPI-DLS 2.x's package keeps its key set
+// (tests point it elsewhere).
+var fastAPIDLSKeyDir = filepath.Join(importer.PackageAppDir, "cert")
+
 // ensureKeys creates whatever keys and certificates are missing (never
-// overwriting one) and returns the key set.
+// overwriting one) and returns the key set. It refuses to make a first set
+// while FastAPI-DLS's set lies untaken in its package directory: a new set
+// would invalidate every guest's client token (postinst's import failed, or an
+// admin skipped it); `fastapi-dls import` takes it over.
 func ensureKeys(cfg *config.Config, log *slog.Logger) (*pki.KeySet, error) {
+	if _, err := pki.Load(pkiOptions(cfg)); errors.Is(err, pki.ErrNoKeys) && cfg.InstanceKey == "" {
+		if _, err := os.Stat(filepath.Join(fastAPIDLSKeyDir, "si_private_key.pem")); err == nil {
+			return nil, fmt.Errorf("%s holds FastAPI-DLS's key set and CERT_PATH %s has none: a new set would invalidate every guest's client token; "+
+				"take it over with `fastapi-dls import`, or move %s away to start with new keys", fastAPIDLSKeyDir, cfg.CertPath, fastAPIDLSKeyDir)
+		}
+	}
 	keys, created, err := pki.LoadOrCreate(pkiOptions(cfg))
 	if err != nil {
 		return nil, err
