@@ -38,6 +38,17 @@ func TestEnsureKeysKeepsFastAPIDLSSet(t *testing.T) {
 		t.Fatalf("keys made despite the refusal: %v", files)
 	}
 
+	if os.Geteuid() != 0 { // root reads anything
+		if err := os.Chmod(old, 0o000); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ensureKeys(cfg, log)
+		os.Chmod(old, 0o700)
+		if err == nil {
+			t.Fatal("ensureKeys made keys while FastAPI-DLS's directory was unreadable")
+		}
+	}
+
 	withKeys(t, env) // as after `fastapi-dls import`
 	if _, err := ensureKeys(cfg, log); err != nil {
 		t.Fatalf("ensureKeys with keys in CERT_PATH: %v", err)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -158,7 +159,8 @@ var fastAPIDLSKeyDir = filepath.Join(importer.PackageAppDir, "cert")
 // admin skipped it); `fastapi-dls import` takes it over.
 func ensureKeys(cfg *config.Config, log *slog.Logger) (*pki.KeySet, error) {
 	if _, err := pki.Load(pkiOptions(cfg)); errors.Is(err, pki.ErrNoKeys) && cfg.InstanceKey == "" {
-		if _, err := os.Stat(filepath.Join(fastAPIDLSKeyDir, "si_private_key.pem")); err == nil {
+		// Unreadable counts as there: the service user may not enter www-data's directory.
+		if _, err := os.Stat(filepath.Join(fastAPIDLSKeyDir, "si_private_key.pem")); !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s holds FastAPI-DLS's key set and CERT_PATH %s has none: a new set would invalidate every guest's client token; "+
 				"take it over with `fastapi-dls import`, or move %s away to start with new keys", fastAPIDLSKeyDir, cfg.CertPath, fastAPIDLSKeyDir)
 		}
