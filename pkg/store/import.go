@@ -39,22 +39,14 @@ func (db *DB) Import(origins []Origin, leases []Lease) (Imported, error) {
 	oes := make([]entry, len(origins))
 	seen := map[string]bool{}
 	for i, o := range origins {
-		if err := checkRef("origin", o.Ref); err != nil {
+		o, err := checkOrigin(o)
+		if err != nil {
 			return Imported{}, fmt.Errorf("import origin %q: %w", o.Ref, err)
 		}
 		if seen[o.Ref] {
 			return Imported{}, fmt.Errorf("import origin %q: %w: given twice", o.Ref, ErrExists)
 		}
 		seen[o.Ref] = true
-		if o.Created.IsZero() {
-			o.Created = o.Updated
-		}
-		if o.Updated.IsZero() {
-			o.Updated = o.Created
-		}
-		if err := checkTime("created", o.Created); err != nil {
-			return Imported{}, fmt.Errorf("import origin %q: %w", o.Ref, err)
-		}
 		if o.Environment != nil {
 			var buf bytes.Buffer
 			if err := json.Compact(&buf, o.Environment); err != nil {

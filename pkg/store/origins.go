@@ -36,16 +36,8 @@ type Origin struct {
 // commit with concurrent writers and returns once that is durable.
 // Safe for concurrent use.
 func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
-	if err := checkRef("origin", o.Ref); err != nil {
-		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
-	}
-	if o.Created.IsZero() {
-		o.Created = o.Updated
-	}
-	if o.Updated.IsZero() {
-		o.Updated = o.Created
-	}
-	if err := checkTime("created", o.Created); err != nil {
+	o, err := checkOrigin(o)
+	if err != nil {
 		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
 	}
 	o.Created, o.Updated = o.Created.UTC(), o.Updated.UTC()
@@ -63,7 +55,7 @@ func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
 	}
 
 	var stored Origin
-	err := db.commit(func(tx *bolt.Tx) error {
+	err = db.commit(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, originsBucket)
 		if err != nil {
 			return err

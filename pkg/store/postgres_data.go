@@ -73,16 +73,8 @@ func sortLeases(ls []Lease) {
 // one INSERT … ON CONFLICT DO UPDATE that keeps the stored Created and the
 // stored named fields where o's are empty.
 func (db *PG) RegisterOrigin(o Origin) (Origin, error) {
-	if err := checkRef("origin", o.Ref); err != nil {
-		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
-	}
-	if o.Created.IsZero() {
-		o.Created = o.Updated
-	}
-	if o.Updated.IsZero() {
-		o.Updated = o.Created
-	}
-	if err := checkTime("created", o.Created); err != nil {
+	o, err := checkOrigin(o)
+	if err != nil {
 		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
 	}
 	if err := checkTime("updated", o.Updated); err != nil {
@@ -112,7 +104,7 @@ func (db *PG) RegisterOrigin(o Origin) (Origin, error) {
 	defer cancel()
 	var sc time.Time
 	var scns int16
-	err := db.pool.QueryRow(ctx, `INSERT INTO origins (`+originCols+`)
+	err = db.pool.QueryRow(ctx, `INSERT INTO origins (`+originCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (ref) DO UPDATE SET hostname = COALESCE(NULLIF(excluded.hostname, ''), origins.hostname),
 			guest_driver_version = COALESCE(NULLIF(excluded.guest_driver_version, ''), origins.guest_driver_version),

@@ -21,22 +21,17 @@ func (db *PG) Import(origins []Origin, leases []Lease) (Imported, error) {
 	origins, leases = slices.Clone(origins), slices.Clone(leases) // normalised below; the caller's stay as they are
 	seen := map[string]bool{}
 	for i, o := range origins {
-		if err := cmp.Or(checkRef("origin", o.Ref), checkText("origin", o.Ref, o.Hostname, o.GuestDriverVersion, o.OSPlatform, o.OSVersion)); err != nil {
+		o, err := checkOrigin(o)
+		if err == nil {
+			err = cmp.Or(checkText("origin", o.Ref, o.Hostname, o.GuestDriverVersion, o.OSPlatform, o.OSVersion), checkTime("updated", o.Updated))
+		}
+		if err != nil {
 			return Imported{}, fmt.Errorf("import origin %q: %w", o.Ref, err)
 		}
 		if seen[o.Ref] {
 			return Imported{}, fmt.Errorf("import origin %q: %w: given twice", o.Ref, ErrExists)
 		}
 		seen[o.Ref] = true
-		if o.Created.IsZero() {
-			o.Created = o.Updated
-		}
-		if o.Updated.IsZero() {
-			o.Updated = o.Created
-		}
-		if err := cmp.Or(checkTime("created", o.Created), checkTime("updated", o.Updated)); err != nil {
-			return Imported{}, fmt.Errorf("import origin %q: %w", o.Ref, err)
-		}
 		if o.Environment != nil {
 			var buf bytes.Buffer
 			if err := json.Compact(&buf, o.Environment); err != nil {

@@ -227,6 +227,22 @@ func checkRef(kind, ref string) error {
 
 // checkTime refuses a zero time, which would be a caller's forgotten field,
 // and one whose UTC year JSON cannot encode.
+// checkOrigin checks o's ref and gives a zero Created or Updated the other's
+// value (both zero is [ErrInvalid]): what registration and import require of an
+// origin in both stores, said once.
+func checkOrigin(o Origin) (Origin, error) {
+	if err := checkRef("origin", o.Ref); err != nil {
+		return o, err
+	}
+	if o.Created.IsZero() {
+		o.Created = o.Updated
+	}
+	if o.Updated.IsZero() {
+		o.Updated = o.Created
+	}
+	return o, checkTime("created", o.Created)
+}
+
 func checkTime(name string, t time.Time) error {
 	if t.IsZero() {
 		return fmt.Errorf("%w: zero %s time", ErrInvalid, name)
