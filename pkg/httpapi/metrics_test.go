@@ -223,3 +223,43 @@ func TestMetricsExpiry(t *testing.T) {
 		t.Errorf("operator removals: %v, %v", m[`dls_leases_removed_total{by="operator"}`], m[`dls_leases_removed_total{by="operator_expired"}`])
 	}
 }
+
+// TestMetricsMadeUpMethods: requests with made-up methods (to a routed and
+// an unrouted path) are counted under method="other": a client cannot grow
+// the metrics, and the daemon's memory, one series per method it invents.
+func TestMetricsMadeUpMethods(t *testing.T) {
+	f := newFixture(t, nil)
+	httpsURL, _, client := f.tlsServer(t)
+	before := len(scrape(t, client, httpsURL))
+	for i := range 20 {
+		for _, path := range []string{"/nope", "/-/health"} {
+			req, err := http.NewRequest("M"+strconv.Itoa(i), httpsURL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 404 && resp.StatusCode != 405 {
+				t.Errorf("%s %s: %d, want 404 or 405", req.Method, path, resp.StatusCode)
+			}
+		}
+	}
+	m := scrape(t, client, httpsURL)
+	for series := range m {
+		if strings.Contains(series, `method="M`) {
+			t.Errorf("a made-up method made a series: %s", series)
+		}
+	}
+	if got := m[`dls_http_request_duration_seconds_count{route="unmatched",method="other"}`]; got != 40 {
+		t.Errorf("unmatched made-up-method requests counted %v, want 40", got)
+	}
+	// The first scrape's own series and the "other" histogram's buckets
+	// are new; 20 methods would have added hundreds.
+	if grown := len(m) - before; grown > 40 {
+		t.Errorf("%d new series after 40 requests with 20 made-up methods", grown)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
@@ -61,7 +62,15 @@ type Snapshot struct {
 type Metrics struct {
 	set      *vm.Set
 	snapshot func() Snapshot
+	// The request path's series by their labels, so that a request costs a
+	// map lookup, not building and quoting a series name (a profile of 32
+	// guests found that, with its garbage, at 0.5 % of the daemon's CPU).
+	durations sync.Map // requestKey → *vm.PrometheusHistogram
+	results   sync.Map // stepKey → *vm.Counter
 }
+
+type requestKey struct{ route, method string }
+type stepKey struct{ step, result string }
 
 // New returns the daemon's metrics; snapshot is called once per scrape.
 func New(version, commit string, snapshot func() Snapshot) *Metrics {
@@ -102,14 +111,36 @@ func Result(code int) string {
 
 // Request records one answered request: route is the route table's pattern
 // (bounded, never the raw path), "unmatched" for a path that is not routed.
+// method is the request's method as sent: any other than the standard ones
+// counts as "other", so that made-up methods cannot add series.
 func (m *Metrics) Request(route, method string, code int, d time.Duration) {
-	m.set.GetOrCreatePrometheusHistogramExt(
-		RequestDuration+`{route=`+quote(route)+`,method=`+quote(method)+`}`, DurationBuckets).Update(d.Seconds())
+	k := requestKey{route, Method(method)}
+	h, ok := m.durations.Load(k)
+	if !ok {
+		h, _ = m.durations.LoadOrStore(k, m.set.GetOrCreatePrometheusHistogramExt(
+			RequestDuration+`{route=`+quote(k.route)+`,method=`+quote(k.method)+`}`, DurationBuckets))
+	}
+	h.(*vm.PrometheusHistogram).Update(d.Seconds())
+}
+
+// Method bounds the method label: the methods of RFC 9110 and PATCH as they
+// are, anything else "other".
+func Method(m string) string {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
+		return m
+	}
+	return "other"
 }
 
 // GuestRequest counts one guest protocol call by step and result.
 func (m *Metrics) GuestRequest(step string, code int) {
-	m.set.GetOrCreateCounter(GuestRequests + `{step=` + quote(step) + `,result=` + quote(Result(code)) + `}`).Inc()
+	k := stepKey{step, Result(code)}
+	c, ok := m.results.Load(k)
+	if !ok {
+		c, _ = m.results.LoadOrStore(k, m.set.GetOrCreateCounter(GuestRequests+`{step=`+quote(k.step)+`,result=`+quote(k.result)+`}`))
+	}
+	c.(*vm.Counter).Inc()
 }
 
 // LeasesCreatedAdd counts n leases created for feature (a known feature
@@ -168,6 +199,7 @@ func writeSnapshot(w io.Writer, s Snapshot) {
 
 // quote writes a label value as the exposition format wants it.
 func quote(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(v) + `"`
+	return `"` + labelEscaper.Replace(v) + `"`
 }
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
