@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +31,9 @@ The last line ("result k=v …") is for scripts. Only loopback targets unless
   -mode journey  guests do whole journeys (7 requests, a new TLS connection each)
   -mode renew    guests take a lease each, then renew it (kept-alive connection)
   -mode storm    -guests guests start one whole journey each at the same instant
+
+TLS: -tls-groups classic (default) offers X25519, P-256, P-384 as OpenSSL 3.0–3.4
+and Windows guests do; hybrid offers X25519MLKEM768 first, as OpenSSL 3.5+ does.
 
 rsa measures this machine's RSA-2048 signature, the server's floor per op.
 
@@ -54,6 +59,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		insecure    = fs.Bool("insecure", false, "do not verify the server's TLS certificate")
 		caFile      = fs.String("ca", "", "PEM file of CA certificates to verify the server's TLS certificate with")
 		timeout     = fs.Duration("timeout", 30*time.Second, "timeout of each request")
+		groups      = fs.String("tls-groups", "classic", "key exchanges offered: classic (X25519, P-256, P-384: OpenSSL 3.0–3.4, Windows) or hybrid (X25519MLKEM768 first: OpenSSL 3.5+, Go)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -85,10 +91,23 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dls-guest load: %v\n", err)
 		return 2
 	}
+	tlsCfg := client.Transport.(*http.Transport).TLSClientConfig
+	switch *groups {
+	case "classic":
+		tlsCfg.CurvePreferences = classicGroups
+	case "hybrid":
+	default:
+		fmt.Fprintln(stderr, "dls-guest load: -tls-groups must be classic or hybrid")
+		return 2
+	}
+	// The tool shares the machine's cores with the server it measures; its
+	// garbage collector runs a quarter as often (its memory does not matter,
+	// its CPU takes the server's). Not GOGC: -exec's server inherits the env.
+	debug.SetGCPercent(400)
 	base := strings.TrimRight(*baseURL, "/")
 	l := &guest.Load{Mode: *mode, BaseURL: base, Guests: *guests, Duration: *duration, Count: *count,
 		PID: *pid, IdleAfter: *idleAfter, Timeout: *timeout,
-		TLS: client.Transport.(*http.Transport).TLSClientConfig}
+		TLS: tlsCfg}
 
 	var ready time.Duration
 	if *execLine != "" {
@@ -114,6 +133,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// classicGroups are the key exchanges most guests offer: the TLS stacks of
+// Linux guests before OpenSSL 3.5 and of Windows offer X25519 first and no
+// post-quantum hybrid, whose key share costs both sides more CPU.
+var classicGroups = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func mb(b int64) float64         { return float64(b) / 1e6 }
 
@@ -138,6 +162,9 @@ func printReport(w io.Writer, r *guest.LoadReport, ready time.Duration) {
 		fmt.Sprintf("p50_ms=%.2f", ms(r.Latency.P50)), fmt.Sprintf("p90_ms=%.2f", ms(r.Latency.P90)),
 		fmt.Sprintf("p99_ms=%.2f", ms(r.Latency.P99)), fmt.Sprintf("max_ms=%.2f", ms(r.Latency.Max)),
 		fmt.Sprintf("handshakes_op=%.2f", float64(r.Handshakes)/float64(ops))}
+	if r.Group != 0 {
+		kv = append(kv, "tls_group="+r.Group.String())
+	}
 	if r.LastLicence > 0 {
 		kv = append(kv, fmt.Sprintf("last_licence_ms=%.0f", ms(r.LastLicence)))
 	}

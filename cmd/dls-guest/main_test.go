@@ -106,4 +106,12 @@ func TestLoad(t *testing.T) {
 	if !strings.Contains(out, "\nresult mode=journey guests=2 ops=3 errors=0 ") {
 		t.Errorf("load printed %q", out)
 	}
+	// Guests' TLS: X25519 by default, as OpenSSL 3.0 and Windows offer;
+	// the post-quantum hybrid when asked for.
+	for groups, want := range map[string]string{"classic": " tls_group=X25519\n", "hybrid": " tls_group=X25519MLKEM768\n"} {
+		_, out, _ := runCLI(t, "load", "-url", g.BaseURL, "-insecure", "-mode", "journey", "-count", "1", "-tls-groups", groups)
+		if !strings.Contains(out, want) {
+			t.Errorf("-tls-groups %s: printed %q, want %q", groups, out, want)
+		}
+	}
 }

@@ -67,6 +67,8 @@ type LoadReport struct {
 	// Handshakes counts full TLS handshakes the guests made in the measured
 	// phase (every one costs the server a private-key operation).
 	Handshakes int64
+	// Group is the key exchange of the full handshakes (the last one's).
+	Group tls.CurveID
 	// LastLicence (storm) is the time from the start to the last lease
 	// granted.
 	LastLicence time.Duration
@@ -172,7 +174,7 @@ func CheckLoopback(ctx context.Context, rawURL string) error {
 
 // loadClient is one guest's HTTP client on its own transport, so its first
 // request opens a new TLS connection, counted in handshakes.
-func (l *Load) loadClient(handshakes *atomic.Int64) (*http.Client, *http.Transport) {
+func (l *Load) loadClient(handshakes *atomic.Int64, group *atomic.Uint32) (*http.Client, *http.Transport) {
 	cfg := &tls.Config{}
 	if l.TLS != nil {
 		cfg = l.TLS.Clone()
@@ -182,6 +184,7 @@ func (l *Load) loadClient(handshakes *atomic.Int64) (*http.Client, *http.Transpo
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if !cs.DidResume {
 			handshakes.Add(1)
+			group.Store(uint32(cs.CurveID))
 		}
 		if verify != nil {
 			return verify(cs)
@@ -230,6 +233,7 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 		latencies = append(latencies, took)
 	}
 	var handshakes atomic.Int64
+	var group atomic.Uint32
 
 	var setupGuests []*Guest
 	var transports []*http.Transport
@@ -244,7 +248,7 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 	case LoadStorm:
 		rep.Requests = 7
 		for range l.Guests {
-			c, tr := l.loadClient(&handshakes)
+			c, tr := l.loadClient(&handshakes, &group)
 			transports = append(transports, tr)
 			setupGuests = append(setupGuests, &Guest{BaseURL: l.BaseURL, Client: c})
 		}
@@ -256,7 +260,7 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 		sem := make(chan struct{}, 8)
 		var wg sync.WaitGroup
 		for i := range l.Guests {
-			c, tr := l.loadClient(&handshakes)
+			c, tr := l.loadClient(&handshakes, &group)
 			transports = append(transports, tr)
 			g := &Guest{BaseURL: l.BaseURL, Client: c}
 			setupGuests[i] = g
@@ -321,7 +325,7 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 		for range l.Guests {
 			wg.Go(func() {
 				for claim() {
-					c, tr := l.loadClient(&handshakes)
+					c, tr := l.loadClient(&handshakes, &group)
 					g := &Guest{BaseURL: l.BaseURL, Client: c}
 					t := time.Now()
 					err := g.LicenceJourney(ctx)
@@ -366,6 +370,7 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
 	rep.Handshakes = handshakes.Load()
+	rep.Group = tls.CurveID(group.Load())
 	if !lastLease.IsZero() {
 		rep.LastLicence = lastLease.Sub(start)
 	}
