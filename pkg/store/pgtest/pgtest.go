@@ -7,6 +7,11 @@
 // CI=true: then they fail, since CI installs it (.ci/deps).
 //
 // As root, the cluster runs as the postgres user (PostgreSQL refuses root).
+//
+// A cluster listens on 127.0.0.1 only, unless [New] is given [AlsoListen]:
+// then it also listens on another address of this network namespace and
+// trusts the clients of one network, for tests whose daemons reach the
+// database over a network of their own.
 package pgtest
 
 import (
@@ -36,6 +41,20 @@ type Cluster struct {
 	dir  string // temporary directory: data/, log, socket
 	port int
 	cred *syscall.Credential // nil unless running as root
+
+	extraAddr string // AlsoListen's address, "" for none
+	extraNet  string // AlsoListen's network, trusted in pg_hba.conf
+}
+
+// Option changes how [New] sets a cluster up.
+type Option func(*Cluster)
+
+// AlsoListen makes the cluster listen on addr (an IP address of this network
+// namespace) besides 127.0.0.1, and trust every connection from the network
+// cidr (a host … trust line in pg_hba.conf, written before the first start).
+// Reach it with [Cluster.NewDBAt].
+func AlsoListen(addr, cidr string) Option {
+	return func(c *Cluster) { c.extraAddr, c.extraNet = addr, cidr }
 }
 
 // unavailable says why no cluster can run here, or "" when one can.
@@ -89,15 +108,15 @@ func skipOrFail(t testing.TB, why string) {
 }
 
 // New creates and starts a cluster of its own for t, stopped and removed
-// when t ends. Use it for tests that stop and start the server; others share
-// one with [URL].
-func New(t testing.TB) *Cluster {
+// when t ends. Use it for tests that stop and start the server or need an
+// [Option]; others share one with [URL].
+func New(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
 	bin, cred, why := unavailable()
 	if why != "" {
 		skipOrFail(t, why)
 	}
-	c, err := start(bin, cred)
+	c, err := start(bin, cred, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +124,15 @@ func New(t testing.TB) *Cluster {
 	return c
 }
 
-func start(bin string, cred *syscall.Credential) (*Cluster, error) {
+func start(bin string, cred *syscall.Credential, opts ...Option) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "fastapi-dls-pg-")
 	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{bin: bin, dir: dir, cred: cred}
+	for _, o := range opts {
+		o(c)
+	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			c.Remove()
@@ -121,6 +143,12 @@ func start(bin string, cred *syscall.Credential) (*Cluster, error) {
 		"--no-locale", "--no-sync", "--no-instructions"); err != nil {
 		c.Remove()
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	if c.extraNet != "" {
+		if err := c.trust(c.extraNet); err != nil {
+			c.Remove()
+			return nil, err
+		}
 	}
 	// A free loopback port; another process could take it before postgres
 	// binds it, so try a few.
@@ -138,6 +166,23 @@ func start(bin string, cred *syscall.Credential) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// trust appends a line to pg_hba.conf that trusts every connection from the
+// network cidr.
+func (c *Cluster) trust(cidr string) error {
+	if _, _, err := net.ParseCIDR(cidr); err != nil {
+		return fmt.Errorf("pgtest: AlsoListen network: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(c.data(), "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(f, "host all all %s trust\n", cidr); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func freePort() (int, error) {
@@ -166,7 +211,11 @@ func (c *Cluster) run(prog string, args ...string) ([]byte, error) {
 // Start starts the server (again) on its port and waits until it accepts
 // connections.
 func (c *Cluster) Start() error {
-	opts := fmt.Sprintf("-h 127.0.0.1 -p %d -k %s -F -c max_connections=200", c.port, c.dir)
+	hosts := "127.0.0.1"
+	if c.extraAddr != "" {
+		hosts += "," + c.extraAddr
+	}
+	opts := fmt.Sprintf("-h %s -p %d -k %s -F -c max_connections=200", hosts, c.port, c.dir)
 	out, err := c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.dir, "log"), "-o", opts, "-w", "-t", "60", "start")
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
@@ -193,7 +242,7 @@ func (c *Cluster) Remove() {
 	os.RemoveAll(c.dir)
 }
 
-// Port is the server's loopback TCP port.
+// Port is the server's TCP port (on 127.0.0.1 and any [AlsoListen] address).
 func (c *Cluster) Port() int { return c.port }
 
 // URL is the connection URL of database name.
@@ -209,6 +258,21 @@ var dbSeq atomic.Int64
 // store, whose SQL names no schema.
 func (c *Cluster) NewDB(t testing.TB) string {
 	t.Helper()
+	return c.newDB(t, "127.0.0.1")
+}
+
+// NewDBAt is [Cluster.NewDB] with a URL that names host, the cluster's
+// [AlsoListen] address, instead of 127.0.0.1.
+func (c *Cluster) NewDBAt(t testing.TB, host string) string {
+	t.Helper()
+	if host != c.extraAddr {
+		t.Fatalf("pgtest: the cluster does not listen on %s (see AlsoListen)", host)
+	}
+	return c.newDB(t, host)
+}
+
+func (c *Cluster) newDB(t testing.TB, host string) string {
+	t.Helper()
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -220,7 +284,8 @@ func (c *Cluster) NewDB(t testing.TB) string {
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
 		t.Fatalf("create test schema: %v", err)
 	}
-	return c.URL("postgres") + "&search_path=" + name
+	url := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", net.JoinHostPort(host, strconv.Itoa(c.port)))
+	return url + "&search_path=" + name
 }
 
 var (
