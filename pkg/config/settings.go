@@ -34,7 +34,7 @@ var Settings = []Setting{
 	{"DLS_MAX_ENVIRONMENT_BYTES", "16384", "Largest environment (compact JSON bytes) stored per origin; a larger registration or update is refused with 413 and nothing stored."},
 	{"DLS_MAX_FIELD_LENGTH", "256", "Longest string field a guest may send (hostname, driver version, OS fields, product name; bytes); longer is refused with 413."},
 	{"DLS_MAX_LEASES_PER_ORIGIN", "64", "Most leases one origin may hold; a lease request that would pass it is refused with 409 and nothing stored."},
-	{"DLS_MAX_CONNECTIONS", "128", "Most open client connections per listener; at the limit a keep-alive connection idle for 0.5 s is closed to make room, else new ones wait in the kernel's queue (a boot storm of thousands is served 128 at a time)."},
+	{"DLS_MAX_CONNECTIONS", "128", "Most open client connections per listener; at the limit a keep-alive connection idle for 1 s, or one that has not sent a byte 2 s after it connected, is closed to make room, else new ones wait in the kernel's queue (a boot storm of thousands is served 128 at a time)."},
 	{"DLS_IDLE_TIMEOUT", "5s", "How long an idle keep-alive connection stays open (Go duration; uvicorn, under FastAPI-DLS, used 5s)."},
 	{"DLS_ORIGIN_MAX_AGE", "2160h", "The hourly sweep removes origins that hold no lease and have not registered or updated for this long (Go duration); 0 keeps them, as FastAPI-DLS does."},
 	{"DLS_COMPACT_FREE_MB", "64", "At start, compact the database file when it holds more than this many MiB of free pages; 0 never compacts at start (see `fastapi-dls compact`)."},

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,12 +33,26 @@ const DefaultMaxConnections = 128
 // It is also what a storm's throughput hangs on: a guest done with its
 // journey keeps its connection open, idle, so each of the 128 slots serves a
 // journey of about 10 ms and then waits minIdle. Measured with dls-guest
-// load -mode storm on 2 busy cores (load tool on the same cores): 2000
-// guests at 2 s: 56 journeys/s, the daemon's CPU 60 % idle; at 1 s: 96
-// (5000 guests); at 500 ms: 124–130/s (2000 and 5000 guests), no error; at
-// 250 ms: 161/s but 25 of 2000 journeys ended in EOF; at 100 ms 587 of 2000.
-// 500 ms is twice the gap that began to cut guests on a saturated machine.
-const minIdle = 500 * time.Millisecond
+// load -mode storm (load tool and daemon on the same 2 cores): 2000 guests
+// at 2 s: 56 journeys/s with the daemon's CPU 60 % idle. 5000 guests: at
+// 1 s 96/s (load average 3.5) and 74/s with no error at load average 7–9
+// (other jobs running); at 500 ms 130/s with no error at load average 3.5
+// but 17 journeys cut (EOF) at load average 7; at 250 ms 25 of 2000 cut
+// even at 3.5, at 100 ms 587 of 2000. A guest that is cut has to start
+// over, so the margin goes to the guests: 1 s.
+const minIdle = time.Second
+
+// minSilent is how long an accepted connection may stay without sending a
+// single byte before a waiting client may take its place. A guest's
+// ClientHello is there at once (in a storm it waits in the kernel's queue
+// with its connection); a client that connects and stays silent would
+// otherwise hold its slot until the handshake deadline (10 s,
+// ReadHeaderTimeout), and 128 such connections — 13 new ones a second —
+// kept every guest out. Only a connection that sent nothing is closed so:
+// one that began its handshake is never cut, however slow the machine (a
+// first version that also closed connections with a handshake but no
+// request after 2 s cut 2 of 5000 storm guests on a saturated machine).
+const minSilent = 2 * time.Second
 
 // limitFullLogEvery rate-limits the "connection limit reached" line.
 const limitFullLogEvery = time.Minute
@@ -58,16 +73,35 @@ type limitListener struct {
 	once   sync.Once
 
 	mu       sync.Mutex
-	conns    map[*limitConn]time.Time // open connections: since when idle between requests, zero while not
+	conns    map[*limitConn]connTimes // open connections
 	lastLog  time.Time
 	accepted int // since trimWhenQuiet last looked
+}
+
+// connTimes are what the limit knows of a connection.
+type connTimes struct {
+	silentSince time.Time // accepted and not a byte received yet; zero after the first
+	idleSince   time.Time // idle between requests since; zero while not idle
+}
+
+// evictableAt is when c may be closed for a waiting client: minSilent after
+// it was accepted if it never sent a byte, minIdle after it turned idle
+// between requests; zero while it is serving a request.
+func (c connTimes) evictableAt() time.Time {
+	switch {
+	case !c.silentSince.IsZero():
+		return c.silentSince.Add(minSilent)
+	case !c.idleSince.IsZero():
+		return c.idleSince.Add(minIdle)
+	}
+	return time.Time{}
 }
 
 func newLimitListener(l net.Listener, max int, name string, log *slog.Logger) *limitListener {
 	return &limitListener{
 		Listener: l, max: max, name: name, log: log,
 		freed: make(chan struct{}, 1), closed: make(chan struct{}),
-		conns: map[*limitConn]time.Time{},
+		conns: map[*limitConn]connTimes{},
 	}
 }
 
@@ -78,36 +112,37 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			break
 		}
-		// The connection idle the longest goes, once idle for minIdle.
-		var idle *limitConn
-		var since time.Time
+		// The connection evictable the soonest goes, once evictable: idle
+		// for minIdle, or silent for minSilent.
+		var victim *limitConn
+		var at time.Time
 		for c, t := range l.conns {
-			if !t.IsZero() && (idle == nil || t.Before(since)) {
-				idle, since = c, t
+			if e := t.evictableAt(); !e.IsZero() && (victim == nil || e.Before(at)) {
+				victim, at = c, e
 			}
 		}
 		now := time.Now()
 		if now.Sub(l.lastLog) >= limitFullLogEvery {
 			l.lastLog = now
-			l.log.Warn("connection limit reached; closing idle keep-alive connections, new ones wait",
+			l.log.Warn("connection limit reached; closing idle keep-alive and silent connections, new ones wait",
 				slog.String("listener", l.name), slog.Int("max_connections", l.max))
 		}
 		l.mu.Unlock()
-		var aged <-chan time.Time
+		var due <-chan time.Time
 		var timer *time.Timer
-		if idle != nil {
-			if wait := minIdle - now.Sub(since); wait > 0 {
+		if victim != nil {
+			if wait := at.Sub(now); wait > 0 {
 				timer = time.NewTimer(wait)
-				aged = timer.C
+				due = timer.C
 			} else {
-				idle.Close()
+				victim.Close()
 				continue
 			}
 		}
 		var err error
 		select {
 		case <-l.freed:
-		case <-aged:
+		case <-due:
 		case <-l.closed:
 			err = net.ErrClosed
 		}
@@ -124,7 +159,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 	lc := &limitConn{Conn: c, l: l}
 	l.mu.Lock()
-	l.conns[lc] = time.Time{}
+	l.conns[lc] = connTimes{silentSince: time.Now()}
 	l.accepted++
 	l.mu.Unlock()
 	return lc, nil
@@ -175,12 +210,12 @@ func (l *limitListener) connState(c net.Conn, s http.ConnState) {
 		return
 	}
 	l.mu.Lock()
-	if _, open := l.conns[lc]; open {
-		var since time.Time
+	if t, open := l.conns[lc]; open && s != http.StateNew {
+		t.idleSince = time.Time{}
 		if s == http.StateIdle {
-			since = time.Now()
+			t.idleSince = time.Now()
 		}
-		l.conns[lc] = since
+		l.conns[lc] = t
 	}
 	l.mu.Unlock()
 	if s == http.StateIdle {
@@ -205,8 +240,28 @@ func (l *limitListener) release(c *limitConn) {
 
 type limitConn struct {
 	net.Conn
-	l    *limitListener
-	once sync.Once
+	l     *limitListener
+	once  sync.Once
+	heard atomic.Bool // a byte was received
+}
+
+// Read notes the first byte received: the connection is no longer silent.
+func (c *limitConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.heard.Load() {
+		c.heard.Store(true)
+		c.l.heard(c)
+	}
+	return n, err
+}
+
+func (l *limitListener) heard(c *limitConn) {
+	l.mu.Lock()
+	if t, open := l.conns[c]; open {
+		t.silentSince = time.Time{}
+		l.conns[c] = t
+	}
+	l.mu.Unlock()
 }
 
 func (c *limitConn) Close() error {

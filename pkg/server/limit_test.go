@@ -1,8 +1,11 @@
 package server
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
@@ -143,5 +146,80 @@ func TestConnectionLimitSparesBusyGuest(t *testing.T) {
 		}
 	case <-time.After(wait + minIdle):
 		t.Fatal("the newcomer was not served once the connection had idled")
+	}
+}
+
+// TestConnectionLimitEvictsSilent: at the limit, a connection that never
+// sent a byte is closed for a waiting client once silent for minSilent,
+// instead of holding its slot until the handshake deadline (10 s by default;
+// here a minute, so that only the limit can close it). One that did its
+// handshake and then waits longer than minSilent before its first request
+// (a guest on a saturated machine) is not cut: its request is served on the
+// same connection.
+func TestConnectionLimitEvictsSilent(t *testing.T) {
+	addr := serveForTest(t, Config{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		MaxConnections:    2,
+		IdleTimeout:       time.Minute,
+		ReadHeaderTimeout: time.Minute,
+	})
+	time.Sleep(minIdle + 100*time.Millisecond) // waitServing's probe idles out of the way
+	mute, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	// slow: a handshake, then its request only after 1.5 × minSilent.
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := tls.Client(raw, clientTLS())
+	defer slow.Close()
+	if err := slow.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	slowDone := make(chan error, 1)
+	go func() {
+		time.Sleep(minSilent * 3 / 2)
+		if _, err := io.WriteString(slow, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			slowDone <- err
+			return
+		}
+		slow.SetReadDeadline(time.Now().Add(wait))
+		resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		slowDone <- err
+	}()
+
+	start := time.Now()
+	client := &http.Client{Timeout: 4 * minSilent, Transport: &http.Transport{TLSClientConfig: clientTLS()}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatalf("a guest waited behind a silent connection: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if took := time.Since(start); took < minSilent-200*time.Millisecond || took > minSilent+2*time.Second {
+		t.Errorf("served after %v, want about minSilent (%v)", took, minSilent)
+	}
+	mute.SetReadDeadline(time.Now().Add(wait))
+	if _, err := mute.Read(make([]byte, 1)); err == nil {
+		t.Error("the silent connection is still open")
+	}
+	// A second guest needs a slot too: the first guest's idle connection
+	// makes room, not the slow one.
+	other := &http.Client{Timeout: 4 * minSilent, Transport: &http.Transport{TLSClientConfig: clientTLS()}}
+	defer other.CloseIdleConnections()
+	if resp, err := other.Get("https://" + addr + "/"); err != nil {
+		t.Errorf("a second guest: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	if err := <-slowDone; err != nil {
+		t.Errorf("the guest slow to send its first request was cut: %v", err)
 	}
 }
