@@ -10,12 +10,21 @@
 #            README's recipe (dpkg --unpack, import -app, dpkg --configure)
 #
 # The box is made to look like a machine that ran FastAPI-DLS's own Debian
-# package: a stand-in package named fastapi-dls, built here with dpkg-deb in
-# that package's layout (app under /usr/share/fastapi-dls/app, its unit as a
-# plain package file /etc/systemd/system/fastapi-dls.service run as www-data,
-# the conffile /etc/fastapi-dls/env), installed with dpkg and its unit enabled
-# and running (a stand-in process that holds DLS_PORT, as uvicorn did). Its
-# admin edited the env file; the key set (2.x: six files in app/cert; 1.x:
+# package: a stand-in package named fastapi-dls, built here with dpkg-deb,
+# that reproduces the package of that era: its file list and its maintainer
+# scripts' behaviour, with no Python (a process that holds DLS_PORT with the
+# webserver certificate, as www-data, stands in for uvicorn).
+#   2.x: app under /usr/share/fastapi-dls/app, its unit a plain package file
+#        /etc/systemd/system/fastapi-dls.service and /etc/fastapi-dls/env a
+#        conffile; the unit enabled and running.
+#   1.x: (fake_deb_1x) the package holds the app alone; its postinst writes
+#        the unit to /etc/systemd/system and (when missing) the env file,
+#        generates the instance key pair (on every configure), asks for a
+#        self-signed webserver certificate, starts the unit (never enables
+#        it) and hands /etc/fastapi-dls and /usr/share/fastapi-dls to
+#        www-data; its postrm, for every action (upgrade too), deletes that
+#        unit file and all of /usr/share/fastapi-dls; its prerm only echoes.
+# Its admin edited the env file; the key set (2.x: six files in app/cert; 1.x:
 # the instance key pair its postinst made with openssl genrsa) and the SQLite
 # database (FastAPI-DLS's tables; 2.x or 1.0 schema) with two guests' origins
 # and leases are made by the test, the leases with that key. A guest kept its
@@ -24,8 +33,9 @@
 # Then a plain `dpkg -i` of our package with stdin closed and no --force
 # flag, and that guest, untouched: the served token key is the old one, its
 # old bearer is accepted, its old lease is listed, renewed (expiry moves) and
-# returned, its origin is listed with its hostname. `dpkg -P` then removes
-# what we made and leaves FastAPI-DLS's files.
+# returned, its origin is listed with its hostname; our unit is the one that
+# runs, on the old port; `dpkg -V` misses no file of ours. `dpkg -P` then
+# removes what we made and leaves FastAPI-DLS's files.
 : "${major:?}" "${old_ver:?}" "${port:?}"
 # shellcheck source=debian/tests/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -44,8 +54,133 @@ cleanup_work() { rm -rf "$work"; }
 on_exit=cleanup_work
 url=https://127.0.0.1:$port
 
+# fake_deb_1x writes the stand-in FastAPI-DLS 1.x package to $work/old.deb,
+# reproducing what its package did (its .DEBIAN directory of the 1.x era):
+# the package holds the app alone (no conffile, no unit); everything else is
+# made by its postinst, which has no case on its argument and no set -e.
+# Depends (python3 and its modules) is left out: nothing here runs Python.
+fake_deb_1x() {
+	root=$work/old
+	mkdir -p "$root/DEBIAN" "$root/usr/share/fastapi-dls/app"
+	cat >"$root/DEBIAN/control" <<EOF
+Package: fastapi-dls
+Version: $old_ver
+Architecture: all
+Maintainer: package-test stand-in <root@localhost>
+Recommends: curl
+Installed-Size: 64
+Description: Minimal Delegated License Service (DLS).
+ Stand-in for FastAPI-DLS $old_ver's own Debian package in fastapi-dls's package
+ tests: its file list and maintainer scripts' behaviour, no Python.
+EOF
+	for f in main.py orm.py util.py; do echo "# stand-in for FastAPI-DLS's $f" >"$root/usr/share/fastapi-dls/app/$f"; done
+	# Its postinst, step by step: the config directory; the unit written
+	# to /etc/systemd/system (uvicorn on $DLS_URL:$DLS_PORT with the
+	# webserver pair; here openssl s_server holds that address instead);
+	# daemon-reload; the env file only when there is none; a new instance
+	# key pair on every configure (so a re-run would replace the key every
+	# guest's token is signed with: the test configures it once); the
+	# webserver question, read from stdin, default yes, answered with an
+	# openssl req that asks for the subject on stdin too (no -subj); when a
+	# webserver key exists the unit is started (not enabled) and its health
+	# URL curled; last, both directories to www-data.
+	cat >"$root/DEBIAN/postinst" <<'POSTINST'
+#!/bin/bash
+WORKING_DIR=/usr/share/fastapi-dls
+CONFIG_DIR=/etc/fastapi-dls
+
+echo "> Create config directory ..."
+mkdir -p $CONFIG_DIR
+
+echo "> Install service ..."
+cat <<EOF >/etc/systemd/system/fastapi-dls.service
+[Unit]
+Description=Service for fastapi-dls
+Wants=network.target
+After=network.target
+
+[Service]
+User=www-data
+Group=www-data
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+WorkingDirectory=$WORKING_DIR/app
+EnvironmentFile=$CONFIG_DIR/env
+# stand-in for: uvicorn main:app --env-file /etc/fastapi-dls/env --host \$DLS_URL --port \$DLS_PORT --app-dir $WORKING_DIR/app --ssl-keyfile /etc/fastapi-dls/webserver.key --ssl-certfile /etc/fastapi-dls/webserver.crt --proxy-headers
+ExecStart=/usr/bin/openssl s_server -quiet -www -accept \${DLS_URL}:\${DLS_PORT} -key /etc/fastapi-dls/webserver.key -cert /etc/fastapi-dls/webserver.crt
+Restart=always
+KillSignal=SIGQUIT
+Type=simple
+NotifyAccess=all
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+systemctl daemon-reload
+
+if [[ ! -f $CONFIG_DIR/env ]]; then
+  echo "> Writing initial config ..."
+  cat <<EOF >$CONFIG_DIR/env
+DLS_URL=127.0.0.1
+DLS_PORT=443
+LEASE_EXPIRE_DAYS=90
+DATABASE=sqlite:///$CONFIG_DIR/db.sqlite
+#SITE_KEY_XID="00000000-0000-0000-0000-000000000000"
+#INSTANCE_REF="00000000-0000-0000-0000-000000000000"
+INSTANCE_KEY_RSA=$CONFIG_DIR/instance.private.pem
+INSTANCE_KEY_PUB=$CONFIG_DIR/instance.public.pem
+EOF
+fi
+
+echo "> Create instance key pair ..."
+openssl genrsa -out $CONFIG_DIR/instance.private.pem 2048
+openssl rsa -in $CONFIG_DIR/instance.private.pem -outform PEM -pubout -out $CONFIG_DIR/instance.public.pem
+
+read -r -p "> Do you wish to create self-signed webserver certificate? [Y/n] " yn
+case ${yn:-y} in
+[Yy]*)
+  openssl req -x509 -nodes -days 3650 -newkey rsa:2048 -keyout $CONFIG_DIR/webserver.key -out $CONFIG_DIR/webserver.crt
+  ;;
+esac
+
+if [[ -f $CONFIG_DIR/webserver.key ]]; then
+  echo "> Starting service ..."
+  systemctl start fastapi-dls.service
+  source $CONFIG_DIR/env
+  curl --insecure -sS https://$DLS_URL:$DLS_PORT/-/health
+fi
+
+chown -R www-data:www-data $CONFIG_DIR
+chown -R www-data:www-data $WORKING_DIR
+POSTINST
+	# prerm: a message, nothing stopped. postrm: for every action (remove,
+	# purge, upgrade alike), the unit file its postinst wrote and all of
+	# /usr/share/fastapi-dls, whatever is in it by then.
+	printf '%s\n' '#!/bin/bash' "echo -e \"> Starting uninstallation of 'fastapi-dls'!\"" >"$root/DEBIAN/prerm"
+	cat >"$root/DEBIAN/postrm" <<'POSTRM'
+#!/bin/bash
+if [ -f /etc/systemd/system/fastapi-dls.service ]; then
+  echo "> Removing service file."
+  rm /etc/systemd/system/fastapi-dls.service
+fi
+if [ -d /usr/share/fastapi-dls ]; then
+  echo "> Removing app."
+  rm -r /usr/share/fastapi-dls
+fi
+echo -e "> Done."
+POSTRM
+	chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
+	dpkg-deb --root-owner-group -b "$root" "$work/old.deb"
+	dpkg-deb -I "$work/old.deb"
+	dpkg-deb -c "$work/old.deb"
+}
+
 # fake_deb writes the stand-in FastAPI-DLS package to $work/old.deb.
 fake_deb() {
+	if [ "$major" = 1 ]; then
+		fake_deb_1x
+		return
+	fi
 	root=$work/old
 	mkdir -p "$root/DEBIAN" "$root/usr/share/fastapi-dls/app" "$root/etc/fastapi-dls" "$root/etc/systemd/system"
 	cat >"$root/DEBIAN/control" <<EOF
@@ -72,10 +207,6 @@ EOF
 			"DATABASE=sqlite:///$db" "" "# UUIDs for identifying the instance" \
 			'#SITE_KEY_XID="00000000-0000-0000-0000-000000000000"' '#INSTANCE_REF="10000000-0000-0000-0000-000000000001"' \
 			'#ALLOTMENT_REF="20000000-0000-0000-0000-000000000001"'
-		if [ "$major" = 1 ]; then
-			printf '%s\n' "" "# Site-wide signing keys" "INSTANCE_KEY_RSA=/etc/fastapi-dls/instance.private.pem" \
-				"INSTANCE_KEY_PUB=/etc/fastapi-dls/instance.public.pem"
-		fi
 	} >"$root/etc/fastapi-dls/env"
 	# Its unit, with a stand-in for uvicorn that holds DLS_PORT with the
 	# webserver certificate, as www-data.
@@ -100,18 +231,14 @@ Type=simple
 WantedBy=multi-user.target
 EOF
 	sed -i "s|@APP@|$app|" "$root/etc/systemd/system/fastapi-dls.service"
-	# Its postinst: config dir, (1.x) the instance key pair, a self-signed
-	# webserver pair (its prompt defaults to yes when stdin is closed),
-	# everything to www-data, the unit enabled and started.
+	# Its postinst: config dir, a self-signed webserver pair (its prompt
+	# defaults to yes when stdin is closed), everything to www-data, the unit
+	# enabled and started.
 	cat >"$root/DEBIAN/postinst" <<EOF
 #!/bin/bash
 WORKING_DIR=/usr/share/fastapi-dls
 CONFIG_DIR=/etc/fastapi-dls
 mkdir -p \$CONFIG_DIR
-if [ "$major" = 1 ] && [ ! -f \$CONFIG_DIR/instance.private.pem ]; then
-  openssl genrsa -out \$CONFIG_DIR/instance.private.pem 2048
-  openssl rsa -in \$CONFIG_DIR/instance.private.pem -outform PEM -pubout -out \$CONFIG_DIR/instance.public.pem
-fi
 if [ ! -f \$CONFIG_DIR/webserver.key ]; then
   openssl req -x509 -nodes -days 3650 -newkey rsa:2048 -subj /CN=127.0.0.1 \\
     -keyout \$CONFIG_DIR/webserver.key -out \$CONFIG_DIR/webserver.crt 2>/dev/null
@@ -166,9 +293,32 @@ install_old() {
 		[ "$(bx systemctl is-enabled fastapi-dls.service)" = enabled ]
 		return 0
 	fi
-	bxt 300 dpkg -i /root/pkg/old.deb
+	if [ "$major" = 1 ]; then
+		# Installed by its admin at a terminal, pressing Enter at each
+		# question: yes to the webserver certificate, then openssl's default
+		# subject fields. (With stdin closed, as here for ours, the
+		# question's default is yes too, but openssl req fails at its first
+		# field and leaves webserver.key without webserver.crt: the unit
+		# is then started and fails until the admin makes the pair.)
+		bxt 300 sh -c 'yes "" | head -n 10 | dpkg -i /root/pkg/old.deb'
+	else
+		bxt 300 dpkg -i /root/pkg/old.deb
+	fi
 	[ "$(bx dpkg-query -W -f '${Version}' fastapi-dls)" = "$old_ver" ]
 	bx dpkg-query -L fastapi-dls | tee "$work/old-files"
+	if [ "$major" = 1 ]; then
+		# no package file in /etc; the unit and the env file are its
+		# postinst's; the unit was started, not enabled
+		if grep '^/etc' "$work/old-files"; then return 1; fi
+		grep -qx $app/main.py "$work/old-files"
+		[ -z "$(bx dpkg-query -W -f '${Conffiles}' fastapi-dls)" ]
+		bx cat /etc/systemd/system/fastapi-dls.service $etc/env
+		bx openssl x509 -in $etc/webserver.crt -noout -subject
+		[ "$(bx systemctl is-active fastapi-dls.service)" = active ]
+		[ "$(bx systemctl is-enabled fastapi-dls.service)" = disabled ]
+		bx openssl rsa -in $etc/instance.private.pem -noout -check
+		return 0
+	fi
 	grep -qx /etc/systemd/system/fastapi-dls.service "$work/old-files"
 	grep -qx $app/main.py "$work/old-files"
 	bx dpkg-query -W -f '${Conffiles}\n' fastapi-dls | grep -q '/etc/fastapi-dls/env'
@@ -272,6 +422,18 @@ service_up() {
 	bx systemctl show -p FragmentPath fastapi-dls.service | grep /lib/systemd/system/fastapi-dls.service
 }
 
+# dpkg -V: no file of ours is missing or changed (a FastAPI-DLS maintainer
+# script that ran during the switch could have deleted one); FastAPI-DLS's
+# env file, an obsolete conffile of ours after 2.x, may differ.
+verified() {
+	bx dpkg -V fastapi-dls >"$work/verify" 2>&1 || true
+	cat "$work/verify"
+	if grep -v '^[?.0-9a-z]* c /etc/fastapi-dls/env$' "$work/verify"; then return 1; fi
+	# and every file of ours is there
+	bx sh -c 'dpkg-query -L fastapi-dls | while read -r f; do [ -e "$f" ] || echo "missing $f"; done' | tee "$work/missing"
+	[ ! -s "$work/missing" ]
+}
+
 # tok PART prints the decoded JSON of a JWT part (1 = payload).
 jwt_payload() {
 	p=$(printf '%s' "$1" | cut -d. -f2 | tr '_-' '/+')
@@ -361,6 +523,10 @@ port_dropin() {
 		bx cat /etc/systemd/system/fastapi-dls.socket.d/50-dls-port.conf
 	fi
 	bx systemctl show -p Listen fastapi-dls.socket | grep ":$port (Stream)"
+	# held by our socket (systemd), nothing of FastAPI-DLS's
+	bx ss -Hltnp "sport = :$port" | tee "$work/port"
+	grep -q '"systemd"' "$work/port"
+	if grep -q '"openssl"' "$work/port"; then return 1; fi
 }
 
 purge() {
@@ -382,10 +548,12 @@ step -f "build the helper (fakedls)" build_helper
 step -f "box start" start_box
 step -f "copy .debs, dls-guest and the helper into the box" copy_inputs
 step -f "copy the stand-in package and helper" copy_more
-step -f "FastAPI-DLS $old_ver (stand-in, $kind): its files, enabled unit" install_old
+if [ "$major" = 1 ]; then old_unit="its postinst's unit, started, not enabled"; else old_unit="enabled unit"; fi
+step -f "FastAPI-DLS $old_ver (stand-in, $kind): its files, $old_unit" install_old
 step -f "FastAPI-DLS $major.x state: env edited, keys, SQLite database, a guest's lease; serving on $port" old_state
 step -f "switch ($kind): no flags, stdin closed, no conffile prompt; import reported" install_ours
 step -f "our service answers on $port; FastAPI-DLS's process, unit file and enable link are gone" service_up
+step "dpkg -V: every file of ours is there, unchanged" verified
 step "the served token key is FastAPI-DLS's" token_key
 step "the guest's old bearer is accepted and its old lease listed" bearer_and_lease_listed
 step "the old lease renews (expiry moves, signature by the old key)" renew_moves_expiry
