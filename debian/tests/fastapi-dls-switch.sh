@@ -420,6 +420,12 @@ service_up() {
 	*) return 1 ;;
 	esac
 	bx systemctl show -p FragmentPath fastapi-dls.service | grep /lib/systemd/system/fastapi-dls.service
+	# our units started at the first try: the old daemon no longer held
+	# the port, nor the service's name, when the sockets started (a later
+	# restart would hide that, with the import run beside a live daemon)
+	bx journalctl --no-pager -o cat -u fastapi-dls.socket -u fastapi-dls-http.socket -u fastapi-dls.service \
+		>"$work/units.journal"
+	if grep -E 'Failed to listen|refusing|Dependency failed|Address already in use' "$work/units.journal"; then return 1; fi
 }
 
 # dpkg -V: no file of ours is missing or changed (a FastAPI-DLS maintainer
@@ -534,7 +540,7 @@ purge() {
 	bx sh -c '! dpkg-query -W -f "\${Status}\n" fastapi-dls 2>/dev/null | grep -q installed'
 	bx test ! -e /var/lib/fastapi-dls
 	bx test ! -e /etc/systemd/system/fastapi-dls.socket.d/50-dls-port.conf
-	bx test ! -e /usr/share/fastapi-dls/env
+	bx test ! -e /usr/lib/fastapi-dls/env
 	if bx pgrep -u fastapi-dls -l; then return 1; fi
 	# FastAPI-DLS's files stay, with their content, the env file too
 	bx sha256sum -c /root/kept.sha
