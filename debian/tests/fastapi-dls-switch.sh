@@ -314,7 +314,10 @@ install_old() {
 		[ -z "$(bx dpkg-query -W -f '${Conffiles}' fastapi-dls)" ]
 		bx cat /etc/systemd/system/fastapi-dls.service $etc/env
 		bx openssl x509 -in $etc/webserver.crt -noout -subject
-		[ "$(bx systemctl is-active fastapi-dls.service)" = active ]
+		# Its postinst starts the unit before its chown: the first start
+		# cannot read webserver.key (root's, 0600 then) and fails, and
+		# Restart=always starts it again a moment later, as www-data's.
+		wait_active 20
 		[ "$(bx systemctl is-enabled fastapi-dls.service)" = disabled ]
 		bx openssl rsa -in $etc/instance.private.pem -noout -check
 		return 0
