@@ -382,6 +382,12 @@ authorityKeyIdentifier=keyid"
 	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls /opt/fastapi-dls -type f 2>/dev/null | sort | xargs sha256sum' | tee "$work/old.sha"
 	bx sh -c 'find /etc/fastapi-dls /usr/share/fastapi-dls /opt/fastapi-dls -type f -o -type d 2>/dev/null | sort | xargs stat -c "%U:%G %a %n"'
 	bx cp /root/guest/old.json /root/guest/kept.json
+	# The switch comes long after FastAPI-DLS's install, here seconds: make
+	# systemd forget the old unit's starts (1.x: three, its failed first one
+	# included), which its start limit (5 in 10 s, per unit name) would
+	# count against ours: the switch starts ours twice and second_import once
+	# more (seen on trixie: "Start request repeated too quickly").
+	bx systemctl reset-failed fastapi-dls.service
 }
 
 install_ours() {
