@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Per-client log limits: what a client can make us log (its mistakes, tokens
@@ -83,7 +85,7 @@ func clientKey(r *http.Request) string {
 }
 
 // logClient logs a line that a client's request causes, within that client's
-// budget.
+// budget, its values bounded (see [API.logRequest]).
 func (a *API) logClient(r *http.Request, level slog.Level, msg string, attrs ...slog.Attr) {
 	ok, suppressed := a.logLimit.allow(clientKey(r))
 	if !ok {
@@ -92,5 +94,37 @@ func (a *API) logClient(r *http.Request, level slog.Level, msg string, attrs ...
 	if suppressed > 0 {
 		attrs = append(attrs, slog.Int("suppressed_before", suppressed))
 	}
+	a.logRequest(r, level, msg, attrs...)
+}
+
+// logRequest logs a line that a request causes, outside any budget: for
+// audit lines of what the request changed, one per event. Every string value
+// is clipped (see [clip]), so that no value a client sends (a path, a
+// method, an origin ref, a hostname, a product name) makes the line long.
+// Every line a request causes goes through here or [API.logClient].
+func (a *API) logRequest(r *http.Request, level slog.Level, msg string, attrs ...slog.Attr) {
+	for i, at := range attrs {
+		if at.Value.Kind() == slog.KindString {
+			attrs[i].Value = slog.StringValue(clip(at.Value.String()))
+		}
+	}
 	a.log.LogAttrs(context.WithoutCancel(r.Context()), level, msg, attrs...)
+}
+
+// maxLogValue bounds, in bytes, each value a client controls on a log line.
+// A log line has a handful of such values, so a line stays within a few KiB.
+const maxLogValue = 256
+
+// clip bounds a value a client controls for a log line: at most maxLogValue
+// bytes, cut before a rune that would not fit, then a marker "…(+N bytes)"
+// with the number of bytes left out.
+func clip(s string) string {
+	if len(s) <= maxLogValue {
+		return s
+	}
+	cut := maxLogValue
+	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
+	}
+	return s[:cut] + "…(+" + strconv.Itoa(len(s)-cut) + " bytes)"
 }

@@ -59,3 +59,24 @@ func TestLogLimiterMemoryBounded(t *testing.T) {
 		t.Fatalf("%d clients remembered, want at most %d", n, logClients+1)
 	}
 }
+
+// TestClip: values a client controls are cut to maxLogValue bytes on a rune
+// boundary, with the number of bytes left out.
+func TestClip(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"short", "short"},
+		{long[:maxLogValue], long[:maxLogValue]},
+		{long[:maxLogValue+1], long[:maxLogValue] + "…(+1 bytes)"},
+		{long, long[:maxLogValue] + "…(+744 bytes)"},
+		// never a cut rune: é is 2 bytes, the cut falls inside the 129th
+		{strings.Repeat("é", 200), strings.Repeat("é", 128) + "…(+144 bytes)"},
+		{strings.Repeat("x", 255) + "é", strings.Repeat("x", 255) + "…(+2 bytes)"},
+	}
+	for _, tt := range tests {
+		if got := clip(tt.in); got != tt.want {
+			t.Errorf("clip(%d bytes) = %q, want %q", len(tt.in), got, tt.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,13 +13,19 @@ import (
 
 // fail writes err as the JSON error body and logs it once: our own faults at
 // error; client mistakes at warn, within the client's log budget (see
-// [logLimiter]), so that a flood of bad requests cannot flood the log.
+// [logLimiter]), so that a flood of bad requests cannot flood the log. Each
+// value on the line is clipped ([clip]), so a long path or method makes a
+// line of bounded size.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, title, detail := httpStatus(err)
+	logged := err.Error()
+	if errors.Is(err, errNotFound) {
+		logged = errNotFound.Error() // its method and path are on the line already
+	}
 	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", code), slog.String("remote_addr", r.RemoteAddr), slog.String("err", err.Error())}
+		slog.Int("status", code), slog.String("remote_addr", r.RemoteAddr), slog.String("err", logged)}
 	if code >= 500 {
-		a.log.LogAttrs(r.Context(), slog.LevelError, "request failed", attrs...)
+		a.logRequest(r, slog.LevelError, "request failed", attrs...)
 	} else {
 		a.logClient(r, slog.LevelWarn, "request failed", attrs...)
 	}

@@ -36,12 +36,12 @@ func (a *API) newRouter() *httprouter.Router {
 	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw, done := a.measure(w, unmatchedRoute, "", r)
 		defer done()
-		a.fail(sw, r, fmt.Errorf("%w: %s %s", errNotFound, r.Method, r.URL.Path))
+		a.fail(sw, r, fmt.Errorf("%w: %s %s", errNotFound, clip(r.Method), clip(r.URL.Path)))
 	})
 	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw, done := a.measure(w, unmatchedRoute, "", r)
 		defer done()
-		a.fail(sw, r, &methodNotAllowedError{method: r.Method})
+		a.fail(sw, r, &methodNotAllowedError{method: clip(r.Method)})
 	})
 	rt.GlobalOPTIONS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // cors() set the headers
@@ -50,7 +50,7 @@ func (a *API) newRouter() *httprouter.Router {
 		if v == http.ErrAbortHandler {
 			panic(v) // a streamed answer that broke off: net/http cuts the connection
 		}
-		a.log.Error("handler panicked", slog.String("path", r.URL.Path), slog.Any("panic", v))
+		a.logRequest(r, slog.LevelError, "handler panicked", slog.String("path", r.URL.Path), slog.Any("panic", v))
 		a.fail(w, r, fmt.Errorf("internal error"))
 	}
 	return rt
