@@ -5,13 +5,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
 )
 
-// Per-client log limits: what a client can make us log (its mistakes, tokens
+// Per-client log limits (a client is an IPv4 address or an IPv6 /64, see
+// [clientKey]): what a client can make us log (its mistakes, tokens
 // issued without authentication) is at most logBurst lines per logWindow; past
 // that its lines are counted and the count is logged with its next line.
 // logClients bounds the memory: past it, new clients share one budget.
@@ -76,8 +78,18 @@ func (l *logLimiter) allow(client string) (ok bool, suppressed int) {
 	return true, suppressed
 }
 
-// clientKey is the caller's IP address (ports change per connection).
+// clientKey names the caller's budget: its IPv4 address, or the /64 of its
+// IPv6 address (ports change per connection). An IPv6 host is routinely given
+// a whole /64 and may send from any address in it: keyed by address, one
+// client would have 2^64 budgets.
 func clientKey(r *http.Request) string {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		addr := ap.Addr().Unmap().WithZone("")
+		if addr.Is4() {
+			return addr.String()
+		}
+		return netip.PrefixFrom(addr, 64).Masked().String()
+	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return host
 	}

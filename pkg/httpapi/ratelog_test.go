@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -78,5 +79,45 @@ func TestClip(t *testing.T) {
 		if got := clip(tt.in); got != tt.want {
 			t.Errorf("clip(%d bytes) = %q, want %q", len(tt.in), got, tt.want)
 		}
+	}
+}
+
+// TestLogBudgetIPv6Prefix: an IPv6 client owns at least a /64, so its
+// addresses share one budget; another /64 gets its own, IPv4 addresses each
+// their own (an IPv4-mapped IPv6 address is its IPv4 address).
+func TestLogBudgetIPv6Prefix(t *testing.T) {
+	addrs := func(n int, format string) (a []string) {
+		for i := range n {
+			a = append(a, fmt.Sprintf(format, i+1))
+		}
+		return a
+	}
+	tests := []struct {
+		name  string
+		addrs []string
+		lines int
+	}{
+		{"200 addresses of one /64", addrs(200, "[2001:db8:1:2::%x]:4000"), logBurst},
+		{"200 addresses of one /64, random interface ids", addrs(200, "[2001:db8:1:2:%x:ab:cd:ef]:4000"), logBurst},
+		{"15 addresses in each of two /64s", append(addrs(15, "[2001:db8:1:3::%x]:1"), addrs(15, "[2001:db8:1:4::%x]:1")...), 2 * logBurst},
+		{"15 /64s", addrs(15, "[2001:db8:1:%x::1]:1"), 15},
+		{"20 IPv4 addresses", addrs(20, "192.0.2.%d:4000"), 20},
+		{"IPv4-mapped is its IPv4 address", append(addrs(8, "[::ffff:192.0.2.9]:%d"), addrs(8, "192.0.2.9:%d")...), logBurst},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			mark := len(f.logs.String())
+			for _, addr := range tt.addrs {
+				r := newRequest("GET", "/no/such/path", "", "", nil)
+				r.RemoteAddr = addr
+				if w := serve(f, r); w.Code != 404 {
+					t.Fatalf("status %d", w.Code)
+				}
+			}
+			if n := strings.Count(f.logs.String()[mark:], "\n"); n != tt.lines {
+				t.Errorf("%d lines logged, want %d", n, tt.lines)
+			}
+		})
 	}
 }
