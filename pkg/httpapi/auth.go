@@ -62,5 +62,11 @@ func (a *API) caller(r *http.Request) (string, error) {
 	if !ok {
 		return "", errNoBearer
 	}
-	return a.id.ParseAuthToken(string(tok), a.now())
+	origin, err := a.id.ParseAuthToken(string(tok), a.now())
+	if err != nil {
+		return "", err
+	}
+	// Ours, so checked when signed; checked again for tokens signed before
+	// /auth/v1/code checked its origin_ref.
+	return origin, checkRef("origin_ref", origin)
 }

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -12,6 +14,25 @@ import (
 )
 
 // The guest protocol, in the order a guest walks it (docs/PROTOCOL.md §7).
+//
+// Logging. Every string a guest sends is checked (validate.go) before it is
+// signed, stored or logged, and every value on a line is clipped to
+// maxLogValue bytes (logRequest). Which lines go through the per-client
+// budget (logClient):
+//   - Lines of what a request changed in the store (origin.register,
+//     origin.update, lease.create, lease.renew, lease.return,
+//     lease.shutdown) are the audit trail: one per event, never suppressed,
+//     since dropping one would hide a real change. A request makes a bounded
+//     number of them: one, or one per lease it creates or returns (at most
+//     protocol.MaxProposals, resp. the origin's leases), and only once the
+//     request passed its checks and the store took it.
+//   - Lines of what a request got without changing anything (auth.code,
+//     auth.token, client-token, config-token) go through the budget: anyone
+//     can ask for them, for any origin_ref, registered or not, so they are
+//     a client's requests, not the server's history. A guest asks for a code
+//     and a token once per token lifetime, far within the budget.
+//   - Warnings about what a client sent (unknown product, request failed)
+//     go through the budget; a request logs at most one.
 
 func (a *API) clientToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	now := a.now()
@@ -55,10 +76,13 @@ func (a *API) registerOrigin(w http.ResponseWriter, r *http.Request, _ httproute
 	if err != nil {
 		return err
 	}
+	if err := cmp.Or(checkRef("candidate_origin_ref", req.CandidateOriginRef), a.checkEnvironment(req.Environment)); err != nil {
+		return err
+	}
 	if err := a.saveOrigin(req.CandidateOriginRef, req.Environment); err != nil {
 		return err
 	}
-	a.log.Info("origin registered", slog.String("event", "origin.register"),
+	a.logRequest(r, slog.LevelInfo, "origin registered", slog.String("event", "origin.register"),
 		slog.String("origin_ref", req.CandidateOriginRef), slog.String("hostname", req.Environment.Hostname),
 		slog.String("guest_driver_version", req.Environment.GuestDriverVersion))
 	return a.reply(w, r, http.StatusOK, protocol.OriginResponse{
@@ -73,10 +97,13 @@ func (a *API) updateOrigin(w http.ResponseWriter, r *http.Request, _ httprouter.
 	if err != nil {
 		return err
 	}
+	if err := cmp.Or(checkRef("origin_ref", req.OriginRef), a.checkEnvironment(req.Environment)); err != nil {
+		return err
+	}
 	if err := a.saveOrigin(req.OriginRef, req.Environment); err != nil {
 		return err
 	}
-	a.log.Info("origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
+	a.logRequest(r, slog.LevelInfo, "origin updated", slog.String("event", "origin.update"), slog.String("origin_ref", req.OriginRef))
 	return a.reply(w, r, http.StatusOK, protocol.OriginUpdateResponse{
 		Environment:   req.Environment.Raw, // as sent; raw_env is only in the register answer
 		SyncTimestamp: protocol.Timestamp(a.now()),
@@ -88,12 +115,16 @@ func (a *API) authCode(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	if err != nil {
 		return err
 	}
+	if err := cmp.Or(checkRef("origin_ref", req.OriginRef), checkSigned("code_challenge", req.CodeChallenge)); err != nil {
+		return err
+	}
 	now := a.now()
 	code, err := a.id.AuthCode(now, req.CodeChallenge, req.OriginRef)
 	if err != nil {
 		return err
 	}
-	a.log.Info("auth code issued", slog.String("event", "auth.code"), slog.String("origin_ref", req.OriginRef))
+	a.logClient(r, slog.LevelInfo, "auth code issued", slog.String("event", "auth.code"), slog.String("origin_ref", req.OriginRef),
+		slog.String("remote_addr", r.RemoteAddr))
 	return a.reply(w, r, http.StatusOK, protocol.CodeResponse{AuthCode: code, SyncTimestamp: protocol.Timestamp(now)})
 }
 
@@ -120,7 +151,8 @@ func (a *API) authToken(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	if err != nil {
 		return err
 	}
-	a.log.Info("auth token issued", slog.String("event", "auth.token"), slog.String("origin_ref", claims.OriginRef))
+	a.logClient(r, slog.LevelInfo, "auth token issued", slog.String("event", "auth.token"), slog.String("origin_ref", claims.OriginRef),
+		slog.String("remote_addr", r.RemoteAddr))
 	return a.reply(w, r, http.StatusOK, protocol.TokenResponse{
 		AuthToken: tok, Expires: protocol.Timestamp(expires), SyncTimestamp: protocol.Timestamp(now),
 	})
@@ -135,10 +167,16 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 	if err != nil {
 		return err
 	}
+	for _, p := range req.Proposals {
+		if err := a.checkField("product_name", p.ProductName); err != nil {
+			return err
+		}
+	}
 	now := a.now().UTC()
 	expires := now.Add(a.cfg.LeaseExpire)
 	leases := make([]store.Lease, len(req.Proposals))
 	results := make([]protocol.LeaseResult, len(req.Proposals))
+	var unknown []string
 	for i, p := range req.Proposals {
 		ref, err := a.newRef()
 		if err != nil {
@@ -146,8 +184,7 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 		}
 		feature, known := protocol.FeatureName(p.ProductName)
 		if !known {
-			a.log.Warn("unknown product, granting with its name as feature", slog.String("origin_ref", origin),
-				slog.String("product_name", p.ProductName))
+			unknown = append(unknown, p.ProductName)
 		}
 		leases[i] = store.Lease{Ref: ref, OriginRef: origin, ProductName: p.ProductName, FeatureName: feature,
 			Created: now, Expires: expires, Updated: now}
@@ -160,8 +197,12 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 	}
 	for _, l := range leases {
 		a.metrics.LeasesCreatedAdd(metricFeature(l.ProductName), 1)
-		a.log.Info("lease created", slog.String("event", "lease.create"), slog.String("origin_ref", origin),
+		a.logRequest(r, slog.LevelInfo, "lease created", slog.String("event", "lease.create"), slog.String("origin_ref", origin),
 			slog.String("lease_ref", l.Ref), slog.String("product_name", l.ProductName))
+	}
+	if len(unknown) > 0 { // one line for the request, however many proposals
+		a.logClient(r, slog.LevelWarn, "unknown product, granting with its name as feature", slog.String("origin_ref", origin),
+			slog.Int("count", len(unknown)), slog.String("product_names", strings.Join(unknown[:min(len(unknown), 3)], ", ")))
 	}
 	return a.replySigned(w, r, protocol.LessorResponse{
 		ClientChallenge: req.ClientChallenge,
@@ -196,12 +237,15 @@ func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return err
 	}
 	ref := ps.ByName("ref")
+	if err := checkRef("lease ref", ref); err != nil {
+		return err
+	}
 	now := a.now().UTC()
 	lease, err := a.db.Renew(origin, ref, now.Add(a.cfg.LeaseExpire), now)
 	if err != nil {
 		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
 	}
-	a.log.Info("lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
+	a.logRequest(r, slog.LevelInfo, "lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
 	return a.replySigned(w, r, protocol.RenewResponse{
 		ClientChallenge:         req.ClientChallenge,
 		Expires:                 protocol.TimestampNoZ(lease.Expires),
@@ -217,11 +261,14 @@ func (a *API) returnLease(w http.ResponseWriter, r *http.Request, ps httprouter.
 		return err
 	}
 	ref := ps.ByName("ref")
+	if err := checkRef("lease ref", ref); err != nil {
+		return err
+	}
 	if err := a.db.Release(origin, ref); err != nil {
 		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
 	}
 	a.metrics.LeasesRemovedAdd("guest", 1)
-	a.log.Info("lease returned", slog.String("event", "lease.return"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
+	a.logRequest(r, slog.LevelInfo, "lease returned", slog.String("event", "lease.return"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
 	return a.reply(w, r, http.StatusOK, protocol.ReturnResponse{LeaseRef: ref, SyncTimestamp: protocol.Timestamp(a.now())})
 }
 
@@ -244,6 +291,9 @@ func (a *API) shutdown(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	if err != nil {
 		return err
 	}
+	if err := checkRef("origin_ref", origin); err != nil { // as in [API.caller]
+		return err
+	}
 	return a.releaseAll(w, r, origin, "lease.shutdown")
 }
 
@@ -258,7 +308,7 @@ func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event s
 	}
 	a.metrics.LeasesRemovedAdd(by, len(refs))
 	for _, ref := range refs {
-		a.log.Info("lease returned", slog.String("event", event), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
+		a.logRequest(r, slog.LevelInfo, "lease returned", slog.String("event", event), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
 	}
 	return a.reply(w, r, http.StatusOK, protocol.ReleaseAllResponse{ReleasedLeaseList: refs, SyncTimestamp: protocol.Timestamp(a.now())})
 }
@@ -266,6 +316,9 @@ func (a *API) releaseAll(w http.ResponseWriter, r *http.Request, origin, event s
 func (a *API) configToken(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	ref, err := decode(a, w, r, protocol.DecodeConfigTokenRequest)
 	if err != nil {
+		return err
+	}
+	if err := checkSigned("service_instance_ref", ref); err != nil {
 		return err
 	}
 	resp, err := a.id.ConfigTokenResponse(a.now(), ref)
