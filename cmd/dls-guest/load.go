@@ -165,6 +165,8 @@ func printReport(w io.Writer, r *guest.LoadReport, ready time.Duration) {
 	if r.Group != 0 {
 		kv = append(kv, "tls_group="+r.Group.String())
 	}
+	fmt.Fprintf(w, "load tool: CPU %.2f ms/op (its own, on the same machine)\n", ms(r.ToolCPU)/float64(ops))
+	kv = append(kv, fmt.Sprintf("tool_cpu_ms_op=%.3f", ms(r.ToolCPU)/float64(ops)))
 	if r.LastLicence > 0 {
 		kv = append(kv, fmt.Sprintf("last_licence_ms=%.0f", ms(r.LastLicence)))
 	}

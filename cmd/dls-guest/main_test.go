@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,9 +108,16 @@ func TestLoad(t *testing.T) {
 	if !strings.Contains(out, "\nresult mode=journey guests=2 ops=3 errors=0 ") {
 		t.Errorf("load printed %q", out)
 	}
+	// The tool's own CPU per op: a whole journey costs it at least its
+	// TLS handshake and the signature checks, well over 0.1 ms.
+	if m := regexp.MustCompile(` tool_cpu_ms_op=([0-9.]+)`).FindStringSubmatch(out); m == nil {
+		t.Errorf("no tool_cpu_ms_op in %q", out)
+	} else if v, _ := strconv.ParseFloat(m[1], 64); v < 0.1 || v > 1000 {
+		t.Errorf("tool_cpu_ms_op=%v, want a journey's worth", v)
+	}
 	// Guests' TLS: X25519 by default, as OpenSSL 3.0 and Windows offer;
 	// the post-quantum hybrid when asked for.
-	for groups, want := range map[string]string{"classic": " tls_group=X25519\n", "hybrid": " tls_group=X25519MLKEM768\n"} {
+	for groups, want := range map[string]string{"classic": " tls_group=X25519 ", "hybrid": " tls_group=X25519MLKEM768 "} {
 		_, out, _ := runCLI(t, "load", "-url", g.BaseURL, "-insecure", "-mode", "journey", "-count", "1", "-tls-groups", groups)
 		if !strings.Contains(out, want) {
 			t.Errorf("-tls-groups %s: printed %q, want %q", groups, out, want)

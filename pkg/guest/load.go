@@ -73,6 +73,9 @@ type LoadReport struct {
 	// granted.
 	LastLicence time.Duration
 	Server      *ServerUsage // nil without PID
+	// ToolCPU is this process's own CPU time in the measured phase: on the
+	// server's machine, what the load took from the server's cores.
+	ToolCPU time.Duration
 }
 
 // Percentiles of a latency sample.
@@ -318,6 +321,7 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 		return l.Count <= 0 || begun.Add(1) <= int64(l.Count)
 	}
 	handshakes.Store(0)
+	selfBefore := selfCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	switch l.Mode {
@@ -369,6 +373,7 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 	}
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
+	rep.ToolCPU = selfCPU() - selfBefore
 	rep.Handshakes = handshakes.Load()
 	rep.Group = tls.CurveID(group.Load())
 	if !lastLease.IsZero() {
@@ -464,4 +469,13 @@ func (r *LoadReport) SortedCauses() []string {
 		return causes[i] < causes[j]
 	})
 	return causes
+}
+
+// selfCPU is this process's CPU time so far (user + system, all threads).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
