@@ -1,7 +1,9 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,3 +45,21 @@ func UseBoltBatch(db *DB, delay time.Duration) {
 // Commits returns how many transactions the group commit began (0 through
 // Batch).
 func Commits(db *DB) int64 { return db.commits.Load() }
+
+// DropCounts removes the origin and lease counts (counts.go) from the closed
+// store file at path, as a file of a program before them was.
+func DropCounts(t testing.TB, path string) {
+	t.Helper()
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(metaBucket)
+		return errors.Join(meta.Delete(countOrigins), meta.Delete(countLeases))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

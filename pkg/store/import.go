@@ -82,6 +82,7 @@ func (db *DB) Import(origins []Origin, leases []Lease) (Imported, error) {
 
 	var res Imported
 	err := db.bdb.Update(func(tx *bolt.Tx) error {
+		res = Imported{}
 		ob, err := bucket(tx, originsBucket)
 		if err != nil {
 			return err
@@ -125,7 +126,13 @@ func (db *DB) Import(origins []Origin, leases []Lease) (Imported, error) {
 			}
 			res.LeasesAdded = append(res.LeasesAdded, string(e.ref))
 		}
-		return nil
+		// Counted, not bounded: an operator's take-over is not a guest's
+		// write; a store imported past a bound refuses new guests until
+		// the bound is raised.
+		if err := addCount(tx, countOrigins, len(res.OriginsAdded)); err != nil {
+			return err
+		}
+		return addCount(tx, countLeases, len(res.LeasesAdded))
 	})
 	if err != nil {
 		return Imported{}, fmt.Errorf("import %d origins and %d leases: %w", len(origins), len(leases), err)

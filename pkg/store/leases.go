@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -79,6 +80,16 @@ func (db *DB) CreateLeases(ls []Lease) error {
 			bizErr = fmt.Errorf("create %d leases: %w", len(ls), err)
 			return nil // nothing written yet
 		}
+		if err := checkCount(tx, countLeases, LimitLeases, db.limits.Leases, len(entries)); err != nil {
+			if !errors.Is(err, ErrLimit) {
+				return err
+			}
+			bizErr = fmt.Errorf("create %d leases: %w", len(ls), err)
+			return nil // nothing written yet
+		}
+		if err := addCount(tx, countLeases, len(entries)); err != nil {
+			return err
+		}
 		for _, e := range entries {
 			if err := lb.Put(e.ref, e.value); err != nil {
 				return err
@@ -129,12 +140,15 @@ func getLease(b *bolt.Bucket, ref []byte) (l Lease, ok bool, err error) {
 	return l, err == nil, err
 }
 
-// deleteLease removes a lease and its index entry.
-func deleteLease(lb, ib *bolt.Bucket, l Lease) error {
+// deleteLease removes a lease and its index entry, and counts it out.
+func deleteLease(tx *bolt.Tx, lb, ib *bolt.Bucket, l Lease) error {
 	if err := lb.Delete([]byte(l.Ref)); err != nil {
 		return err
 	}
-	return ib.Delete(indexKey(l.OriginRef, l.Ref))
+	if err := ib.Delete(indexKey(l.OriginRef, l.Ref)); err != nil {
+		return err
+	}
+	return addCount(tx, countLeases, -1)
 }
 
 // Leases returns the leases of originRef, found through the origin index, or
@@ -274,7 +288,7 @@ func (db *DB) Release(originRef, leaseRef string) error {
 			bizErr = ErrForbidden
 			return nil
 		}
-		return deleteLease(lb, ib, l)
+		return deleteLease(tx, lb, ib, l)
 	})
 	if err == nil {
 		err = bizErr
@@ -313,7 +327,7 @@ func (db *DB) ReleaseAll(originRef string) ([]string, error) {
 			out = append(out, string(ref))
 		}
 		released = out
-		return nil
+		return addCount(tx, countLeases, -len(out))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("release leases of origin %q: %w", originRef, err)
@@ -341,7 +355,7 @@ func (db *DB) DeleteLease(ref string) error {
 		if !ok {
 			return ErrNotFound
 		}
-		return deleteLease(lb, ib, l)
+		return deleteLease(tx, lb, ib, l)
 	})
 	if err != nil {
 		return fmt.Errorf("delete lease %q: %w", ref, err)
@@ -417,7 +431,7 @@ func (db *DB) DeleteExpired(before time.Time) ([]string, error) {
 					if !ok || !l.Expires.Before(before) {
 						continue // gone or renewed since it was read
 					}
-					if err := deleteLease(lb, ib, l); err != nil {
+					if err := deleteLease(tx, lb, ib, l); err != nil {
 						return err
 					}
 					out = append(out, l.Ref)

@@ -28,10 +28,23 @@ type Limits struct {
 	// ones plus those a CreateLeases call proposes, counted in the same
 	// transaction as the create.
 	LeasesPerOrigin int
+	// Origins bounds how many origins the store holds. A registration of a
+	// new origin that would pass it is refused; an existing origin always
+	// updates. Leases bounds how many leases the store holds, whatever their
+	// origin; renewing and returning are never refused. Both are checked
+	// against a count kept in the same transaction as every insert and
+	// delete (counts.go), so a check costs the same at any size.
+	Origins int
+	Leases  int
 }
 
-// LimitLeasesPerOrigin is the [LimitError.What] of [Limits.LeasesPerOrigin].
-const LimitLeasesPerOrigin = "leases per origin"
+// The [LimitError.What] of [Limits.LeasesPerOrigin], [Limits.Origins] and
+// [Limits.Leases].
+const (
+	LimitLeasesPerOrigin = "leases per origin"
+	LimitOrigins         = "origins in the store"
+	LimitLeases          = "leases in the store"
+)
 
 // ErrLimit reports that a write would pass one of the [Limits]; nothing was
 // written. The error is a [*LimitError] that says which bound.

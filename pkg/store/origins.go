@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,7 +56,9 @@ func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
 	}
 
 	var stored Origin
+	var bizErr error
 	err = db.commit(func(tx *bolt.Tx) error {
+		stored, bizErr = Origin{}, nil
 		b, err := bucket(tx, originsBucket)
 		if err != nil {
 			return err
@@ -68,6 +71,18 @@ func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
 			}
 			next.Created = old.Created
 			next.keepNamed(old)
+		} else {
+			// A new origin: counted, and refused at Limits.Origins.
+			if err := checkCount(tx, countOrigins, LimitOrigins, db.limits.Origins, 1); err != nil {
+				if errors.Is(err, ErrLimit) {
+					bizErr = err
+					return nil // nothing written yet
+				}
+				return err
+			}
+			if err := addCount(tx, countOrigins, 1); err != nil {
+				return err
+			}
 		}
 		v, err := encodeOrigin(next)
 		if err != nil {
@@ -79,6 +94,9 @@ func (db *DB) RegisterOrigin(o Origin) (Origin, error) {
 		stored = next
 		return nil
 	})
+	if err == nil {
+		err = bizErr
+	}
 	if err != nil {
 		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
 	}
@@ -174,7 +192,14 @@ func (db *DB) DeleteOrigins() (origins, leases int, err error) {
 			}
 		}
 		origins, leases = counts[0], counts[1]
-		return nil
+		meta, err := bucket(tx, metaBucket)
+		if err != nil {
+			return err
+		}
+		if err := putCount(meta, countOrigins, 0); err != nil {
+			return err
+		}
+		return putCount(meta, countLeases, 0)
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("delete origins: %w", err)

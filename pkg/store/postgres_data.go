@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,16 +105,36 @@ func (db *PG) RegisterOrigin(o Origin) (Origin, error) {
 	defer cancel()
 	var sc time.Time
 	var scns int16
-	err = db.pool.QueryRow(ctx, `INSERT INTO origins (`+originCols+`)
+	// One statement, in a transaction of its own when Limits.Origins is
+	// set: a new origin (xmax = 0: inserted, not updated) is then checked
+	// against the count its insert's trigger has just raised, and rolled
+	// back past the bound. An update never touches the count.
+	upsert := func(q interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}) (inserted bool, err error) {
+		err = q.QueryRow(ctx, `INSERT INTO origins (`+originCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (ref) DO UPDATE SET hostname = COALESCE(NULLIF(excluded.hostname, ''), origins.hostname),
 			guest_driver_version = COALESCE(NULLIF(excluded.guest_driver_version, ''), origins.guest_driver_version),
 			os_platform = COALESCE(NULLIF(excluded.os_platform, ''), origins.os_platform),
 			os_version = COALESCE(NULLIF(excluded.os_version, ''), origins.os_version),
 			environment = excluded.environment, updated = excluded.updated, updated_ns = excluded.updated_ns
-		RETURNING created, created_ns, hostname, guest_driver_version, os_platform, os_version`,
-		o.Ref, o.Hostname, o.GuestDriverVersion, o.OSPlatform, o.OSVersion, env, c, cns, u, uns).Scan(&sc, &scns,
-		&o.Hostname, &o.GuestDriverVersion, &o.OSPlatform, &o.OSVersion)
+		RETURNING created, created_ns, hostname, guest_driver_version, os_platform, os_version, xmax = 0`,
+			o.Ref, o.Hostname, o.GuestDriverVersion, o.OSPlatform, o.OSVersion, env, c, cns, u, uns).Scan(&sc, &scns,
+			&o.Hostname, &o.GuestDriverVersion, &o.OSPlatform, &o.OSVersion, &inserted)
+		return inserted, err
+	}
+	if db.limits.Origins <= 0 {
+		_, err = upsert(db.pool)
+	} else {
+		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			inserted, err := upsert(tx)
+			if err != nil || !inserted {
+				return err
+			}
+			return checkTotal(ctx, tx, "origins", LimitOrigins, db.limits.Origins) // an error rolls back
+		})
+	}
 	if err != nil {
 		return Origin{}, fmt.Errorf("register origin %q: %w", o.Ref, err)
 	}
@@ -158,11 +179,13 @@ func (db *PG) DeleteOrigins() (origins, leases int, err error) {
 	ctx, cancel := db.op()
 	defer cancel()
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		tl, err := tx.Exec(ctx, "DELETE FROM leases")
+		// Origins first, as Import writes them: the count rows (0003) are
+		// then always locked in the same order.
+		to, err := tx.Exec(ctx, "DELETE FROM origins")
 		if err != nil {
 			return err
 		}
-		to, err := tx.Exec(ctx, "DELETE FROM origins")
+		tl, err := tx.Exec(ctx, "DELETE FROM leases")
 		if err != nil {
 			return err
 		}
@@ -225,7 +248,11 @@ func (db *PG) CreateLeases(ls []Lease) error {
 			return err
 		}
 		if len(inserted) == n {
-			if err := db.checkLeaseCount(ctx, tx, ls); err != nil {
+			err := db.checkLeaseCount(ctx, tx, ls)
+			if err == nil {
+				err = checkTotal(ctx, tx, "leases", LimitLeases, db.limits.Leases)
+			}
+			if err != nil {
 				if errors.Is(err, ErrLimit) {
 					bizErr = fmt.Errorf("create %d leases: %w", n, err)
 				}

@@ -39,6 +39,23 @@ func (db *PG) checkLeaseCount(ctx context.Context, tx pgx.Tx, ls []Lease) error 
 	return nil
 }
 
+// checkTotal applies a global bound (Limits.Origins or Limits.Leases) inside
+// the transaction that has just inserted into table: the insert's trigger
+// (migration 0003) has added to the table's row of counts and holds that
+// row's lock until the transaction ends, so the count read here includes
+// every committed insert of every node and no other can pass it meanwhile.
+// Reading one row costs the same at any size, unlike count(*).
+func checkTotal(ctx context.Context, tx pgx.Tx, table, what string, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRow(ctx, "SELECT n FROM counts WHERE what = $1", table).Scan(&n); err != nil {
+		return err
+	}
+	return over(what, limit, n)
+}
+
 // LeasesAfter returns up to limit leases whose Ref sorts (bytewise) after
 // after, as [DB.LeasesAfter].
 func (db *PG) LeasesAfter(after string, limit int) ([]Lease, error) {

@@ -86,9 +86,13 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 		meta := tx.Bucket(metaBucket)
 		v := meta.Get(metaSchemaVersionKey)
 		if v == nil {
-			return meta.Put(metaSchemaVersionKey, encodeSchemaVersion(schemaVersion))
+			if err := meta.Put(metaSchemaVersionKey, encodeSchemaVersion(schemaVersion)); err != nil {
+				return err
+			}
+		} else if err := checkSchemaVersion(v); err != nil {
+			return err
 		}
-		return checkSchemaVersion(v)
+		return recount(tx) // counts.go
 	})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open store %s: %w", path, err), bdb.Close())
@@ -189,22 +193,11 @@ func (db *DB) check(now time.Time) error {
 	return nil
 }
 
-// Stats counts the stored origins and leases, for a status line. It reads
-// every key, so it costs time linear in the size of the store. Safe for
-// concurrent use.
+// Stats says how many origins and leases the store holds, for a status line
+// and the metrics. It reads the counts kept with every write (counts.go), so
+// it costs the same at any size. Safe for concurrent use.
 func (db *DB) Stats() (origins, leases int, err error) {
-	err = db.bdb.View(func(tx *bolt.Tx) error {
-		ob, err := bucket(tx, originsBucket)
-		if err != nil {
-			return err
-		}
-		lb, err := bucket(tx, leasesBucket)
-		if err != nil {
-			return err
-		}
-		origins, leases = ob.Stats().KeyN, lb.Stats().KeyN
-		return nil
-	})
+	origins, leases, err = db.counts()
 	if err != nil {
 		return 0, 0, fmt.Errorf("count store: %w", err)
 	}

@@ -55,7 +55,7 @@ func (db *DB) DeleteIdleOrigins(before time.Time) ([]string, error) {
 				return err
 			}
 		}
-		return nil
+		return addCount(tx, countOrigins, -len(deleted))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete idle origins: %w", err)

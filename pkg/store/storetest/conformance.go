@@ -20,6 +20,10 @@ type Backend struct {
 	// Peer returns a second handle on the same data as s, as a second node
 	// has; nil when the implementation has a single owner (bbolt).
 	Peer func(t testing.TB, s store.Store) store.Store
+	// Legacy makes s's data what a program from before the origin and
+	// lease counts wrote (no counts kept), and returns it opened anew;
+	// nil skips the test that needs it.
+	Legacy func(t testing.TB, s store.Store) store.Store
 }
 
 // t0 has nanoseconds: the stores must keep every digit.
@@ -105,6 +109,11 @@ func Conformance(t *testing.T, b Backend) {
 		{"Limits", testLimits},
 		{"Pages", testPages},
 		{"DeleteIdleOrigins", testDeleteIdleOrigins},
+		{"OriginCap", testOriginCap},
+		{"LeaseCap", testLeaseCap},
+		{"CapRace", testCapRace},
+		{"CountsImportCopy", testCountsImportCopy},
+		{"CountsOfOldStore", testCountsOfOldStore},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
