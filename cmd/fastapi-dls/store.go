@@ -48,6 +48,8 @@ func storeLimits(cfg *config.Config) store.Limits {
 		EnvironmentBytes: cfg.MaxEnvironmentBytes,
 		FieldLength:      cfg.MaxFieldLength,
 		LeasesPerOrigin:  cfg.MaxLeasesPerOrigin,
+		Origins:          cfg.MaxOrigins,
+		Leases:           cfg.MaxLeases,
 	}
 }
 

@@ -45,6 +45,8 @@ type Config struct {
 	MaxEnvironmentBytes int           // DLS_MAX_ENVIRONMENT_BYTES
 	MaxFieldLength      int           // DLS_MAX_FIELD_LENGTH
 	MaxLeasesPerOrigin  int           // DLS_MAX_LEASES_PER_ORIGIN
+	MaxOrigins          int           // DLS_MAX_ORIGINS
+	MaxLeases           int           // DLS_MAX_LEASES
 	MaxConnections      int           // DLS_MAX_CONNECTIONS
 	IdleTimeout         time.Duration // DLS_IDLE_TIMEOUT
 	OriginMaxAge        time.Duration // DLS_ORIGIN_MAX_AGE, 0 = keep
@@ -192,6 +194,8 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	c.MaxEnvironmentBytes = p.positiveInt("DLS_MAX_ENVIRONMENT_BYTES", 16384)
 	c.MaxFieldLength = p.positiveInt("DLS_MAX_FIELD_LENGTH", 256)
 	c.MaxLeasesPerOrigin = p.positiveInt("DLS_MAX_LEASES_PER_ORIGIN", 64)
+	c.MaxOrigins = p.positiveInt("DLS_MAX_ORIGINS", 50000)
+	c.MaxLeases = p.positiveInt("DLS_MAX_LEASES", 100000)
 	c.MaxConnections = p.positiveInt("DLS_MAX_CONNECTIONS", 128)
 	c.IdleTimeout = p.duration("DLS_IDLE_TIMEOUT", 5*time.Second, false)
 	c.OriginMaxAge = p.duration("DLS_ORIGIN_MAX_AGE", 2160*time.Hour, true)
@@ -492,6 +496,8 @@ func (c *Config) Public() map[string]any {
 		"DLS_MAX_ENVIRONMENT_BYTES": c.MaxEnvironmentBytes,
 		"DLS_MAX_FIELD_LENGTH":      c.MaxFieldLength,
 		"DLS_MAX_LEASES_PER_ORIGIN": c.MaxLeasesPerOrigin,
+		"DLS_MAX_ORIGINS":           c.MaxOrigins,
+		"DLS_MAX_LEASES":            c.MaxLeases,
 		"DLS_MAX_CONNECTIONS":       c.MaxConnections,
 		"DLS_IDLE_TIMEOUT":          c.IdleTimeout.String(),
 		"DLS_ORIGIN_MAX_AGE":        c.OriginMaxAge.String(),

@@ -34,7 +34,7 @@ func FuzzLoad(f *testing.F) {
 			return // *Error naming a setting, or the file's syntax
 		}
 		if c.Port < 1 || c.Port > 65535 || c.LeaseRenewalPeriod <= 0 || c.LeaseRenewalPeriod >= 1 ||
-			c.LeaseExpire <= 0 || c.TokenExpire <= 0 || c.MaxConnections < 1 || c.MaxLeasesPerOrigin < 1 ||
+			c.LeaseExpire <= 0 || c.TokenExpire <= 0 || c.MaxConnections < 1 || c.MaxLeasesPerOrigin < 1 || c.MaxOrigins < 1 || c.MaxLeases < 1 ||
 			c.MaxFieldLength < 1 || c.MaxEnvironmentBytes < 1 || c.IdleTimeout <= 0 || c.OriginMaxAge < 0 || c.URL == "" {
 			t.Fatalf("accepted out-of-range values: %+v", c)
 		}

@@ -34,6 +34,8 @@ var Settings = []Setting{
 	{"DLS_MAX_ENVIRONMENT_BYTES", "16384", "Largest environment (compact JSON bytes) stored per origin; a larger registration or update is refused with 413 and nothing stored."},
 	{"DLS_MAX_FIELD_LENGTH", "256", "Longest string field a guest may send (hostname, driver version, OS fields, product name; bytes); longer is refused with 413."},
 	{"DLS_MAX_LEASES_PER_ORIGIN", "64", "Most leases one origin may hold; a lease request that would pass it is refused with 409 and nothing stored."},
+	{"DLS_MAX_ORIGINS", "50000", "Most origins the store holds (registered or created by an update); a new one past it is refused with 409 and nothing stored, while known origins keep updating. Ten times a site of a few thousand guests; at ~20 KB per origin with a full environment, at most ~1 GB of store."},
+	{"DLS_MAX_LEASES", "100000", "Most leases the store holds, of all origins together; a lease request past it is refused with 409 and nothing stored, while held leases keep renewing and returning. Two per origin at DLS_MAX_ORIGINS; at most ~2.4 KB per lease, ~240 MB of store."},
 	{"DLS_MAX_CONNECTIONS", "128", "Most open client connections per listener; at the limit a keep-alive connection idle for 1 s, or one that has not sent a byte 2 s after it connected, is closed to make room, else new ones wait in the kernel's queue (a boot storm of thousands is served 128 at a time)."},
 	{"DLS_IDLE_TIMEOUT", "5s", "How long an idle keep-alive connection stays open (Go duration; uvicorn, under FastAPI-DLS, used 5s)."},
 	{"DLS_ORIGIN_MAX_AGE", "2160h", "The hourly sweep removes origins that hold no lease and have not registered or updated for this long (Go duration); 0 keeps them, as FastAPI-DLS does."},
