@@ -55,6 +55,8 @@ type API struct {
 	bodyTimeout time.Duration
 	dlsPort     string
 	metrics     *metrics.Metrics
+	// caps remembers refusals at the store's global bounds (caps.go).
+	caps capWatch
 }
 
 // New builds the API and its route table.

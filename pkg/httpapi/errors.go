@@ -31,6 +31,10 @@ func httpStatus(err error) (code int, title, detail string) {
 	switch {
 	case errors.As(err, &limit) && limit.What == store.LimitLeasesPerOrigin:
 		return http.StatusConflict, "", "origin holds too many leases: " + limit.Error() + " (DLS_MAX_LEASES_PER_ORIGIN); return one first"
+	case errors.As(err, &limit) && limit.What == store.LimitOrigins:
+		return http.StatusConflict, "", "the server holds too many origins: " + limit.Error() + " (DLS_MAX_ORIGINS); known origins are still served"
+	case errors.As(err, &limit) && limit.What == store.LimitLeases:
+		return http.StatusConflict, "", "the server holds too many leases: " + limit.Error() + " (DLS_MAX_LEASES); held leases still renew"
 	case errors.Is(err, errNoBackup):
 		return http.StatusConflict, "", err.Error()
 	case errors.As(err, &limit):

@@ -68,6 +68,7 @@ func (a *API) saveOrigin(ref string, env protocol.Environment) error {
 	// The store keeps stored named fields this registration leaves empty,
 	// reading and writing in one transaction.
 	_, err := a.db.RegisterOrigin(o)
+	a.noteCap(err)
 	return err
 }
 
@@ -193,6 +194,7 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 		}
 	}
 	if err := a.db.CreateLeases(leases); err != nil {
+		a.noteCap(err)
 		return err
 	}
 	for _, l := range leases {

@@ -46,6 +46,10 @@ type healthView struct {
 	// Reason says why the status is down, without internals (those are
 	// in the log); absent when up.
 	Reason string `json:"reason,omitempty"`
+	// StoreFull names the store's global bounds ("origins", "leases") at
+	// which a guest was refused within the last few minutes (caps.go);
+	// absent when none.
+	StoreFull []string `json:"store_full,omitempty"`
 }
 
 // downReason says why a health report is not healthy.
@@ -66,7 +70,7 @@ func downReason(rep health.Report) string {
 // The checker logs failures, once per change.
 func (a *API) health(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	rep, ok := a.checker.Healthy()
-	v := healthView{Status: "up", Clock: rep.Clock.State()}
+	v := healthView{Status: "up", Clock: rep.Clock.State(), StoreFull: a.storeFull()}
 	code := http.StatusOK
 	if !ok {
 		v.Status, code, v.Reason = "down", http.StatusServiceUnavailable, downReason(rep)
