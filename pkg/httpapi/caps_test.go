@@ -61,7 +61,7 @@ func TestStoreBoundsFlood(t *testing.T) {
 			Detail string `json:"detail"`
 		}
 		if code != http.StatusConflict || json.Unmarshal(body, &e) != nil || e.Status != 409 || !strings.Contains(e.Detail, setting) {
-			t.Fatalf("%s: %d %s; want a 409 JSON naming %s", what, code, body, setting)
+			t.Fatalf("%s: %d %.200s; want a 409 JSON naming %s", what, code, body, setting)
 		}
 	}
 	fileSize := func() int64 {
