@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -38,8 +39,9 @@ import (
 // shares them better than Batch's 10 ms window does.
 //
 // How it works (the writer queue of LevelDB's DBImpl::Write, written anew):
-// a writer that finds the store idle becomes the leader and commits its own
-// function in one transaction. Writers that arrive while a commit runs queue
+// a writer that finds the store idle becomes the leader, yields once (see
+// gather) and commits its own function and those queued meanwhile in one
+// transaction. Writers that arrive while a commit runs queue
 // up. When the leader's commit is durable it answers its group, and if the
 // queue is not empty it takes the whole queue (up to maxGroup) as the next
 // group and hands it to that group's first writer, who leads it: every
@@ -92,7 +94,7 @@ func (db *DB) commit(fn func(*bolt.Tx) error) error {
 	if !c.busy {
 		c.busy = true
 		c.mu.Unlock()
-		return db.lead([]*writer{w})
+		return db.lead(c.gather(w))
 	}
 	c.waiting = append(c.waiting, w)
 	c.mu.Unlock()
@@ -101,6 +103,27 @@ func (db *DB) commit(fn func(*bolt.Tx) error) error {
 		return db.lead(r.group)
 	}
 	return r.err
+}
+
+// gather makes the group a new leader w commits: after one yield of the
+// processor, w and whoever queued meanwhile. Writers on their way to commit
+// (a handler that has just signed its answer) get to queue first, so that
+// under load they share this commit instead of each leading the next: at 32
+// guests on 2 cores, 3 % less CPU and 5 % more journeys per second (2.56
+// fdatasyncs a journey before, each a blocked thread and a wakeup); a lone
+// writer loses nothing, since with nothing else runnable the yield returns
+// at once. No timer: the yield waits for runnable work, never for time.
+func (c *committer) gather(w *writer) []*writer {
+	runtime.Gosched()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(len(c.waiting), maxGroup-1)
+	group := append([]*writer{w}, c.waiting[:n]...)
+	c.waiting = c.waiting[n:]
+	if len(c.waiting) == 0 {
+		c.waiting = nil
+	}
+	return group
 }
 
 // lead commits group (whose first writer is the caller), answers the others,
