@@ -25,16 +25,7 @@ func licensed(ctx context.Context, t *testing.T, base string, i int) (*guest.Gue
 	if err := g.ClientToken(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Register(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Authorize(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := g.CreateLease(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := takeLease(ctx, t, g)
 	return g, ref
 }
 

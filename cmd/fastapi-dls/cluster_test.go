@@ -48,13 +48,10 @@ func twoNodes(t *testing.T, url string) (a, b *node) {
 	return a, b
 }
 
-// leasedGuest is a guest with one lease, got through base with Failover on.
-func leasedGuest(ctx context.Context, t *testing.T, base string) (*guest.Guest, string) {
+// takeLease makes g, which holds a client token, register, get its auth
+// token and take one lease, whose ref it returns; any failure ends the test.
+func takeLease(ctx context.Context, t *testing.T, g *guest.Guest) string {
 	t.Helper()
-	g := &guest.Guest{BaseURL: base, Client: insecureClient(), Failover: true}
-	if err := g.ClientToken(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if err := g.Register(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +62,17 @@ func leasedGuest(ctx context.Context, t *testing.T, base string) (*guest.Guest, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ref
+}
+
+// leasedGuest is a guest with one lease, got through base with Failover on.
+func leasedGuest(ctx context.Context, t *testing.T, base string) (*guest.Guest, string) {
+	t.Helper()
+	g := &guest.Guest{BaseURL: base, Client: insecureClient(), Failover: true}
+	if err := g.ClientToken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ref := takeLease(ctx, t, g)
 	return g, ref
 }
 

@@ -677,16 +677,7 @@ func newVIPGuest(ctx context.Context, t *testing.T, i int, a, b *vipNode) *vipGu
 		t.Fatalf("the client token's node_url_list is %v, want %v", g.Nodes, want)
 	}
 	g.BaseURL = g.Nodes[0]
-	if err := g.Register(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Authorize(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := g.CreateLease(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := takeLease(ctx, t, g.Guest)
 	if by := g.servedBy(); by != "A" {
 		t.Fatalf("guest %d leased on %q, want A", i, by)
 	}
