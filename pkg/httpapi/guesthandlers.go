@@ -21,16 +21,20 @@ import (
 // budget (logClient):
 //   - Lines of what a request changed in the store (origin.register,
 //     origin.update, lease.create, lease.renew, lease.return,
-//     lease.shutdown) are the audit trail: one per event, never suppressed,
-//     since dropping one would hide a real change. A request makes a bounded
+//     lease.shutdown) and auth.token — an origin proving its auth code with
+//     its PKCE verifier, the authentication a guest's history needs (the
+//     e2e test reads one guest's journal by ORIGIN_REF) — are the audit
+//     trail: one per event, never suppressed, since dropping one would
+//     hide a real change. A request makes a bounded
 //     number of them: one, or one per lease it creates or returns (at most
 //     protocol.MaxProposals, resp. the origin's leases), and only once the
 //     request passed its checks and the store took it.
-//   - Lines of what a request got without changing anything (auth.code,
-//     auth.token, client-token, config-token) go through the budget: anyone
-//     can ask for them, for any origin_ref, registered or not, so they are
-//     a client's requests, not the server's history. A guest asks for a code
-//     and a token once per token lifetime, far within the budget.
+//   - Lines of what a request got without changing anything or proving
+//     anything (auth.code, client-token, config-token) go through the
+//     budget: anyone can ask for them, for any origin_ref, registered or
+//     not, so they are a client's requests, not the server's history. Many
+//     guests behind one address (NAT, a test on loopback) share a budget, so
+//     no line of a guest's history may depend on it.
 //   - Warnings about what a client sent (unknown product, request failed)
 //     go through the budget; a request logs at most one.
 
@@ -152,7 +156,7 @@ func (a *API) authToken(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	if err != nil {
 		return err
 	}
-	a.logClient(r, slog.LevelInfo, "auth token issued", slog.String("event", "auth.token"), slog.String("origin_ref", claims.OriginRef),
+	a.logRequest(r, slog.LevelInfo, "auth token issued", slog.String("event", "auth.token"), slog.String("origin_ref", claims.OriginRef),
 		slog.String("remote_addr", r.RemoteAddr))
 	return a.reply(w, r, http.StatusOK, protocol.TokenResponse{
 		AuthToken: tok, Expires: protocol.Timestamp(expires), SyncTimestamp: protocol.Timestamp(now),
