@@ -445,7 +445,9 @@ verified() {
 	cat "$work/verify"
 	if grep -v '^[?.0-9a-z]* c /etc/fastapi-dls/env$' "$work/verify"; then return 1; fi
 	# and every file of ours is there
-	bx sh -c 'dpkg-query -L fastapi-dls | while read -r f; do [ -e "$f" ] || echo "missing $f"; done' | tee "$work/missing"
+	# (only paths: on Ubuntu dpkg-query -L also prints lines such as
+	# "diverted by base-files to: /lib.usr-is-merged")
+	bx sh -c 'dpkg-query -L fastapi-dls | grep "^/" | while read -r f; do [ -e "$f" ] || echo "missing $f"; done' | tee "$work/missing"
 	[ ! -s "$work/missing" ]
 }
 
