@@ -312,16 +312,7 @@ func virtualIPLAN(t *testing.T) {
 	// Every guest renews through the virtual IP until stopped (bounded).
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	for _, g := range gs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < 3000 && !stop.Load(); n++ {
-				g.renew(ctx)
-				time.Sleep(50 * time.Millisecond)
-			}
-		}()
-	}
+	renewLoop(ctx, &wg, &stop, gs)
 	stopGuests := func() {
 		stop.Store(true)
 		wg.Wait()
@@ -423,16 +414,7 @@ func virtualIPLAN(t *testing.T) {
 	// through A.
 	rest := gs[guests/2:]
 	stop.Store(false)
-	for _, g := range rest {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < 3000 && !stop.Load(); n++ {
-				g.renew(ctx)
-				time.Sleep(50 * time.Millisecond)
-			}
-		}()
-	}
+	renewLoop(ctx, &wg, &stop, rest)
 	restarted := time.Now()
 	a.d = start(t, commandOf("ip", a.env, a.serve...))
 	waitHealthy(t, a.d, "https://"+a.addr)
@@ -715,4 +697,17 @@ func allRenewedOn(gs []*vipGuest, node string, since time.Time, times int) bool 
 		}
 	}
 	return true
+}
+
+// renewLoop starts one goroutine per guest that renews every 50 ms through
+// the virtual IP until stop is set (at most 3000 times).
+func renewLoop(ctx context.Context, wg *sync.WaitGroup, stop *atomic.Bool, gs []*vipGuest) {
+	for _, g := range gs {
+		wg.Go(func() {
+			for n := 0; n < 3000 && !stop.Load(); n++ {
+				g.renew(ctx)
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
 }

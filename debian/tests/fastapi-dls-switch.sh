@@ -54,12 +54,10 @@ cleanup_work() { rm -rf "$work"; }
 on_exit=cleanup_work
 url=https://127.0.0.1:$port
 
-# fake_deb_1x writes the stand-in FastAPI-DLS 1.x package to $work/old.deb,
-# reproducing what its package did (its .DEBIAN directory of the 1.x era):
-# the package holds the app alone (no conffile, no unit); everything else is
-# made by its postinst, which has no case on its argument and no set -e.
-# Depends (python3 and its modules) is left out: nothing here runs Python.
-fake_deb_1x() {
+# old_package WHAT starts the stand-in package in $root ($work/old): its
+# control file (WHAT: what of FastAPI-DLS's package it stands in for) and
+# FastAPI-DLS's app files.
+old_package() {
 	root=$work/old
 	mkdir -p "$root/DEBIAN" "$root/usr/share/fastapi-dls/app"
 	cat >"$root/DEBIAN/control" <<EOF
@@ -71,9 +69,18 @@ Recommends: curl
 Installed-Size: 64
 Description: Minimal Delegated License Service (DLS).
  Stand-in for FastAPI-DLS $old_ver's own Debian package in fastapi-dls's package
- tests: its file list and maintainer scripts' behaviour, no Python.
+ tests: $1, no Python.
 EOF
 	for f in main.py orm.py util.py; do echo "# stand-in for FastAPI-DLS's $f" >"$root/usr/share/fastapi-dls/app/$f"; done
+}
+
+# fake_deb_1x writes the stand-in FastAPI-DLS 1.x package to $work/old.deb,
+# reproducing what its package did (its .DEBIAN directory of the 1.x era):
+# the package holds the app alone (no conffile, no unit); everything else is
+# made by its postinst, which has no case on its argument and no set -e.
+# Depends (python3 and its modules) is left out: nothing here runs Python.
+fake_deb_1x() {
+	old_package "its file list and maintainer scripts' behaviour"
 	# Its postinst, step by step: the config directory; the unit written
 	# to /etc/systemd/system (uvicorn on $DLS_URL:$DLS_PORT with the
 	# webserver pair; here openssl s_server holds that address instead);
@@ -181,21 +188,9 @@ fake_deb() {
 		fake_deb_1x
 		return
 	fi
-	root=$work/old
-	mkdir -p "$root/DEBIAN" "$root/usr/share/fastapi-dls/app" "$root/etc/fastapi-dls" "$root/etc/systemd/system"
-	cat >"$root/DEBIAN/control" <<EOF
-Package: fastapi-dls
-Version: $old_ver
-Architecture: all
-Maintainer: package-test stand-in <root@localhost>
-Recommends: curl
-Installed-Size: 64
-Description: Minimal Delegated License Service (DLS).
- Stand-in for FastAPI-DLS $old_ver's own Debian package in fastapi-dls's package
- tests: its file layout, conffile, unit and maintainer scripts, no Python.
-EOF
+	old_package "its file layout, conffile, unit and maintainer scripts"
+	mkdir -p "$root/etc/fastapi-dls" "$root/etc/systemd/system"
 	echo /etc/fastapi-dls/env >"$root/DEBIAN/conffiles"
-	for f in main.py orm.py util.py; do echo "# stand-in for FastAPI-DLS's $f" >"$root/usr/share/fastapi-dls/app/$f"; done
 	printf 'VERSION=%s\nCOMMIT=stand-in\n' "$old_ver" >"$root/usr/share/fastapi-dls/version.env"
 	echo "# FastAPI-DLS (stand-in)" >"$root/usr/share/fastapi-dls/README.md"
 	# The packaged env, as FastAPI-DLS ships it.
