@@ -307,7 +307,9 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 		if before, err = readProc(l.PID); err != nil {
 			return nil, fmt.Errorf("load: server pid: %w", err)
 		}
-		sampler = startRSSSampler(l.PID, 5*time.Millisecond)
+		if !resetPeak(l.PID) {
+			sampler = startRSSSampler(l.PID, 5*time.Millisecond)
+		}
 	}
 
 	// Duration and Count bound the ops begun; an op in flight at the end
@@ -383,7 +385,10 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 
 	if l.PID != 0 {
 		after, err := readProc(l.PID)
-		peak := sampler.stop()
+		peak := after.hwm // since resetPeak
+		if sampler != nil {
+			peak = sampler.stop()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("load: server pid: %w", err)
 		}
