@@ -16,7 +16,8 @@ import (
 
 // Identity is everything the tokens name: the service instance, its scope,
 // where guests connect, and the service-instance (SI) key that signs every
-// JWT and every signed response. It is read-only once built; share it freely.
+// JWT and every signed response. Its fields are read-only once built; share
+// it freely (by pointer: it holds the cache of verified auth tokens).
 type Identity struct {
 	InstanceRef   string
 	AllotmentRefs []string
@@ -29,6 +30,8 @@ type Identity struct {
 	Key    *rsa.PrivateKey
 	SICert *x509.Certificate
 	CACert *x509.Certificate
+
+	verified tokenCache // auth tokens that passed ParseAuthToken (tokencache.go)
 }
 
 // Token issuers and audiences, as FastAPI-DLS sets them.
@@ -275,7 +278,14 @@ func (id *Identity) ParseAuthCode(code string, now time.Time) (AuthCodeClaims, e
 // ParseAuthToken verifies a bearer auth token (RS256 with the SI key, exp
 // required and checked, aud not) and returns the caller's origin. Auth codes,
 // client and config tokens and tokens without exp are refused. Errors match [ErrInvalidToken]; their text is safe to send.
+//
+// A token that passed is remembered (tokenCache): its later uses, until its
+// exp, cost a SHA-256 instead of the RSA verification.
 func (id *Identity) ParseAuthToken(token string, now time.Time) (originRef string, err error) {
+	sum := sha256.Sum256([]byte(token))
+	if origin, ok := id.verified.lookup(id.Key, sum, now); ok {
+		return origin, nil
+	}
 	claims, err := id.parse(token, now)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s", ErrInvalidToken, jwtReason(err))
@@ -293,6 +303,15 @@ func (id *Identity) ParseAuthToken(token string, now time.Time) (originRef strin
 	if iss, present := claims["iss"]; present && iss != clsIssuer {
 		return "", fmt.Errorf("%w: not an auth token (issuer)", ErrInvalidToken)
 	}
+	exp, err := claims.GetExpirationTime() // present: parse requires it
+	if err != nil || exp == nil {
+		return "", fmt.Errorf("%w: no expiry", ErrInvalidToken)
+	}
+	v := verifiedToken{origin: origin, exp: exp.Time}
+	if nbf, err := claims.GetNotBefore(); err == nil && nbf != nil {
+		v.nbf = nbf.Time
+	}
+	id.verified.remember(id.Key, sum, v, now)
 	return origin, nil
 }
 

@@ -307,7 +307,7 @@ func TestTokens(t *testing.T) {
 	}
 
 	// Only an unexpired auth token signed with RS256 by our key is a bearer.
-	other := *id
+	other := testIdentity(t)
 	otherKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	other.Key = otherKey
 	foreign, _ := other.AuthToken(now, now.Add(time.Hour), "origin-1")
