@@ -48,7 +48,12 @@ func Compact(path string) (before, after int64, err error) {
 			err = fmt.Errorf("compact store %s: %w", path, cerr)
 		}
 	}()
-	if err := src.View(func(tx *bolt.Tx) error { return checkLayout(tx) }); err != nil {
+	var exact bool // the counts are known exact (counts.go)
+	err = src.View(func(tx *bolt.Tx) error {
+		exact = countsExact(tx)
+		return checkLayout(tx)
+	})
+	if err != nil {
 		return 0, 0, fmt.Errorf("compact store %s: %w", path, err)
 	}
 	fi, err := os.Stat(path)
@@ -62,6 +67,24 @@ func Compact(path string) (before, after int64, err error) {
 		return 0, 0, fmt.Errorf("compact store %s: %w", path, err)
 	}
 	if err := bolt.Compact(dst, src, compactTxMaxSize); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return 0, 0, fmt.Errorf("compact store %s: %w", path, err)
+	}
+	// The copy holds the source's counts and countsAt, but its transaction
+	// IDs are its own: mark its counts exact as of its last transaction if
+	// the source's were, and else drop the mark, so that Open recounts.
+	err = dst.Update(func(tx *bolt.Tx) error {
+		if exact {
+			return markCountsExact(tx)
+		}
+		meta, err := bucket(tx, metaBucket)
+		if err != nil {
+			return err
+		}
+		return meta.Delete(countsAt)
+	})
+	if err != nil {
 		dst.Close()
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("compact store %s: %w", path, err)

@@ -52,14 +52,18 @@ type DB struct {
 	// viaBatch is set by benchmarks only (export_test.go): commit goes
 	// through bbolt's Batch instead, to compare both in one run.
 	viaBatch bool
+	// recounted says that Open derived the counts from the buckets instead
+	// of trusting the file's (counts.go); for tests.
+	recounted bool
 }
 
 // Open opens the store file at path, creating it (mode 0600) and its buckets
 // when missing; the parent directory must exist. It waits at most a second
 // for the file lock and then fails with [ErrLocked], so that a command run
 // beside the daemon does not hang. A file of another schema version is
-// refused (there are no migrations yet). The caller must [DB.Close] the
-// result.
+// refused (there are no migrations yet). The origin and lease counts of a
+// file that [DB.Close] left are trusted; any other file's are derived from
+// its buckets, once (counts.go). The caller must [DB.Close] the result.
 func Open(path string) (*DB, error) {
 	return OpenOptions(path, Options{})
 }
@@ -77,27 +81,44 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("create bucket %q: %w", name, err)
+	// A file with its buckets, our schema version and counts known exact
+	// (counts.go) needs no write: Open only reads a few pages of it.
+	var ready bool
+	err = bdb.View(func(tx *bolt.Tx) error {
+		ready = checkLayout(tx) == nil && countsExact(tx)
+		return nil
+	})
+	var recounted bool
+	if err == nil && !ready {
+		err = bdb.Update(func(tx *bolt.Tx) error {
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("create bucket %q: %w", name, err)
+				}
 			}
-		}
-		meta := tx.Bucket(metaBucket)
-		v := meta.Get(metaSchemaVersionKey)
-		if v == nil {
-			if err := meta.Put(metaSchemaVersionKey, encodeSchemaVersion(schemaVersion)); err != nil {
+			meta := tx.Bucket(metaBucket)
+			v := meta.Get(metaSchemaVersionKey)
+			if v == nil {
+				if err := meta.Put(metaSchemaVersionKey, encodeSchemaVersion(schemaVersion)); err != nil {
+					return err
+				}
+			} else if err := checkSchemaVersion(v); err != nil {
 				return err
 			}
-		} else if err := checkSchemaVersion(v); err != nil {
-			return err
-		}
-		return recount(tx) // counts.go
-	})
+			if countsExact(tx) {
+				return nil
+			}
+			recounted = true
+			if err := recount(tx); err != nil { // counts.go
+				return err
+			}
+			return markCountsExact(tx)
+		})
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open store %s: %w", path, err), bdb.Close())
 	}
-	return &DB{bdb: bdb, path: path, limits: opts.Limits}, nil
+	return &DB{bdb: bdb, path: path, limits: opts.Limits, recounted: recounted}, nil
 }
 
 func checkSchemaVersion(b []byte) error {
@@ -111,13 +132,38 @@ func checkSchemaVersion(b []byte) error {
 	return nil
 }
 
-// Close waits for running transactions, then closes the file and releases its
+// Close records that the file's counts are exact (when anything was written
+// since Open), so that the next Open need not recount them (counts.go),
+// waits for running transactions, then closes the file and releases its
 // lock. Every later call on db fails. Close is safe to call more than once.
 func (db *DB) Close() error {
-	if err := db.bdb.Close(); err != nil {
-		return fmt.Errorf("close store %s: %w", db.Path(), err)
+	var errs []error
+	if err := db.markCounted(); err != nil {
+		errs = append(errs, fmt.Errorf("close store %s: record the counts: %w", db.Path(), err))
 	}
-	return nil
+	if err := db.bdb.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store %s: %w", db.Path(), err))
+	}
+	return errors.Join(errs...)
+}
+
+// markCounted writes countsAt (counts.go) unless it names the file's last
+// transaction already: a session that wrote nothing closes without a write.
+// A write that commits after it (a Check still running) makes the mark
+// stale, which costs the next Open a recount, never a wrong count.
+func (db *DB) markCounted() error {
+	var exact bool
+	err := db.bdb.View(func(tx *bolt.Tx) error {
+		exact = countsExact(tx)
+		return nil
+	})
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return nil // closed before
+	}
+	if err != nil || exact {
+		return err
+	}
+	return db.bdb.Update(markCountsExact)
 }
 
 // Path returns the file name given to [Open], for logs and status pages.
