@@ -54,8 +54,11 @@ type Config struct {
 
 	CORSOrigins []string
 	AdminToken  string
-	Debug       bool
-	Database    string // FastAPI-DLS DATABASE URL, kept for import
+	// AdminLoopback (DLS_ADMIN_LOOPBACK) lets loopback callers use the
+	// operator API without AdminToken.
+	AdminLoopback bool
+	Debug         bool
+	Database      string // FastAPI-DLS DATABASE URL, kept for import
 
 	// Store is the PostgreSQL URL of DLS_STORE (or of a postgresql://
 	// DATABASE when DLS_STORE is empty); "" = the bbolt file DB.
@@ -96,6 +99,7 @@ var (
 	errEmpty     = errors.New("must not be empty")
 	errStoreURL  = errors.New("not a postgres:// or postgresql:// URL (leave it empty for the bbolt file DLS_DB)")
 	errNode      = errors.New("not a host or host:port")
+	errNoAdmin   = errors.New("false needs DLS_ADMIN_TOKEN: without either, nobody could use the operator API")
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -203,6 +207,10 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 
 	c.CORSOrigins = p.list("CORS_ORIGINS", "https://"+c.URL)
 	c.AdminToken = p.str("DLS_ADMIN_TOKEN", "")
+	c.AdminLoopback = p.boolean("DLS_ADMIN_LOOPBACK", true)
+	if !c.AdminLoopback && c.AdminToken == "" {
+		p.fail("DLS_ADMIN_LOOPBACK", "false", errNoAdmin)
+	}
 	c.Debug = p.boolean("DEBUG", false)
 	c.Database = p.str("DATABASE", "")
 	c.Store = p.str("DLS_STORE", "")
@@ -492,6 +500,7 @@ func (c *Config) Public() map[string]any {
 		"DLS_STORE_OUTAGE":     c.StoreOutage.String(),
 		"DLS_NODES":            nodeStrings(c.Nodes),
 		"DLS_ADMIN_TOKEN_SET":  c.AdminToken != "",
+		"DLS_ADMIN_LOOPBACK":   c.AdminLoopback,
 
 		"DLS_MAX_ENVIRONMENT_BYTES": c.MaxEnvironmentBytes,
 		"DLS_MAX_FIELD_LENGTH":      c.MaxFieldLength,

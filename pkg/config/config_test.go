@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 		MaxEnvironmentBytes: 16384, MaxFieldLength: 256, MaxLeasesPerOrigin: 64,
 		MaxOrigins: 50000, MaxLeases: 100000,
 		MaxConnections: 128, IdleTimeout: 5 * time.Second, OriginMaxAge: 2160 * time.Hour, CompactFreeMB: 64,
-		CORSOrigins: []string{"https://localhost"},
+		CORSOrigins: []string{"https://localhost"}, AdminLoopback: true,
 		StoreOutage: 5 * time.Minute, Nodes: []Node{{Host: "localhost", Port: 443}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -183,6 +183,8 @@ func TestBadValues(t *testing.T) {
 		{"DLS_IDLE_TIMEOUT", "5"},
 		{"DLS_ORIGIN_MAX_AGE", "-1h"},
 		{"DLS_COMPACT_FREE_MB", "-1"},
+		{"DLS_ADMIN_LOOPBACK", "false"}, // without DLS_ADMIN_TOKEN nobody could use the operator API
+		{"DLS_ADMIN_LOOPBACK", "sometimes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {

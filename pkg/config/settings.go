@@ -42,6 +42,7 @@ var Settings = []Setting{
 	{"DLS_COMPACT_FREE_MB", "64", "At start, compact the database file when it holds more than this many MiB of free pages; 0 never compacts at start (see `fastapi-dls compact`)."},
 	{"CORS_ORIGINS", "https://<DLS_URL>", "Comma-separated origins allowed by CORS."},
 	{"DLS_ADMIN_TOKEN", "", "Bearer token that lets non-loopback callers use the operator API; empty = loopback only."},
+	{"DLS_ADMIN_LOOPBACK", "true", "Whether loopback callers use the operator API without DLS_ADMIN_TOKEN. Set false when a TCP-level proxy or port forwarder on this host (HAProxy in tcp mode, nginx stream, socat, ssh -L, stunnel) relays guests: everyone it relays arrives from loopback. false needs DLS_ADMIN_TOKEN."},
 	{"DEBUG", "false", "Log at debug level (true/false, yes/no, on/off, 1/0)."},
 	{"DLS_STORE", "", "Where origins and leases live: empty = the bbolt file DLS_DB (one node); postgres://user:password@host:5432/db = a PostgreSQL database that several nodes share (see Running two nodes). A FastAPI-DLS DATABASE=postgresql://… is used when this is empty."},
 	{"DLS_STORE_OUTAGE", "5m", "How long the daemon rides out an unreachable PostgreSQL store (requests get 503, /-/health says why, the watchdog is still fed); past it the watchdog lets systemd restart the daemon (Go duration). Not used with bbolt."},

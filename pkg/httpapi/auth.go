@@ -12,11 +12,11 @@ import (
 )
 
 // adminOnly guards the operator endpoints that read guests' details or
-// delete: loopback callers pass (unless a proxy relayed them), others need
-// DLS_ADMIN_TOKEN as a bearer.
+// delete: loopback callers pass (unless a proxy relayed them, or
+// DLS_ADMIN_LOOPBACK is false), others need DLS_ADMIN_TOKEN as a bearer.
 func (a *API) adminOnly(next handler) handler {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
-		if isLoopback(r.RemoteAddr) && !proxied(r) {
+		if a.cfg.AdminLoopback && isLoopback(r.RemoteAddr) && !proxied(r) {
 			return next(w, r, ps)
 		}
 		if tok := a.cfg.AdminToken; tok != "" {

@@ -150,6 +150,29 @@ func TestAdminGuard(t *testing.T) {
 	}
 }
 
+// TestAdminLoopbackOff: with DLS_ADMIN_LOOPBACK=false (a TCP-level proxy on
+// this host relays guests, so every caller arrives from loopback) a loopback
+// caller needs DLS_ADMIN_TOKEN like any other; the open pages stay open.
+func TestAdminLoopbackOff(t *testing.T) {
+	f := newFixture(t, map[string]string{"DLS_ADMIN_TOKEN": "operator-secret", "DLS_ADMIN_LOOPBACK": "false"})
+	_, ref := f.leaseFor(t, "cccccccc-cccc-4ccc-8ccc-cccccccccccc")
+	if got := f.call(t, "GET", "/-/leases", "", ""); got.Code != http.StatusUnauthorized || !strings.Contains(got.Body.String(), `"detail"`) {
+		t.Errorf("loopback listing without the token: %d %s, want 401 with a JSON error", got.Code, got.Body)
+	}
+	if got := f.call(t, "DELETE", "/-/lease/"+ref, "", "").Code; got != http.StatusUnauthorized {
+		t.Errorf("loopback delete without the token: %d, want 401", got)
+	}
+	if _, err := f.lease(t, ref); err != nil {
+		t.Fatalf("a refused delete deleted: %v", err)
+	}
+	if got := f.call(t, "DELETE", "/-/lease/"+ref, "", "operator-secret").Code; got != 201 {
+		t.Errorf("loopback delete with the token: %d, want 201", got)
+	}
+	if got := f.call(t, "GET", "/-/health", "", "").Code; got != 200 {
+		t.Errorf("/-/health: %d, want 200 (open)", got)
+	}
+}
+
 func TestDeleteOriginsTakesLeases(t *testing.T) {
 	f := newFixture(t, nil)
 	f.leaseFor(t, "dddddddd-dddd-4ddd-8ddd-dddddddddddd")
