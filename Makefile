@@ -107,9 +107,9 @@ golden:
 	$(GO) test ./pkg/httpapi -run Golden -update
 	$(GO) test ./pkg/config -run TestSettingsDocs -update
 
-# readme refreshes the copy of README.md that /-/readme embeds.
+# readme renders README.md into the HTML page /-/readme embeds.
 readme:
-	@cmp -s README.md pkg/httpapi/assets/README.md || cp README.md pkg/httpapi/assets/README.md
+	$(GO) test ./pkg/httpapi -run '^TestEmbeddedReadme$$' -count=1 -update
 
 # bench: micro-benchmarks of the hot paths, then this tree's daemon beside an
 # older commit's under dls-guest load (journeys, renewals, a boot storm);

@@ -14,12 +14,6 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
-// readmeText is a copy of the top-level README.md (go:embed cannot reach
-// above the package); `make readme` refreshes it and a test fails on drift.
-//
-//go:embed assets/README.md
-var readmeText string
-
 func (a *API) toReadme(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	http.Redirect(w, r, "/-/readme", http.StatusTemporaryRedirect)
 	return nil
