@@ -158,16 +158,21 @@ var fastAPIDLSKeyDir = filepath.Join(importer.PackageAppDir, "cert")
 // would invalidate every guest's client token (postinst's import failed, or an
 // admin skipped it); `fastapi-dls import` takes it over.
 func ensureKeys(cfg *config.Config, log *slog.Logger) (*pki.KeySet, error) {
-	if _, err := pki.Load(pkiOptions(cfg)); errors.Is(err, pki.ErrNoKeys) && cfg.InstanceKey == "" {
-		// Unreadable counts as there: the service user may not enter www-data's directory.
-		if _, err := os.Stat(filepath.Join(fastAPIDLSKeyDir, "si_private_key.pem")); !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s holds FastAPI-DLS's key set and CERT_PATH %s has none: a new set would invalidate every guest's client token; "+
-				"take it over with `fastapi-dls import`, or move %s away to start with new keys", fastAPIDLSKeyDir, cfg.CertPath, fastAPIDLSKeyDir)
-		}
-	}
-	keys, created, err := pki.LoadOrCreate(pkiOptions(cfg))
+	// A whole set is the daemon's every start: loaded once (parsing the three
+	// private keys is a few milliseconds of the start).
+	keys, err := pki.Load(pkiOptions(cfg))
+	var created []string
 	if err != nil {
-		return nil, err
+		if errors.Is(err, pki.ErrNoKeys) && cfg.InstanceKey == "" {
+			// Unreadable counts as there: the service user may not enter www-data's directory.
+			if _, err := os.Stat(filepath.Join(fastAPIDLSKeyDir, "si_private_key.pem")); !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s holds FastAPI-DLS's key set and CERT_PATH %s has none: a new set would invalidate every guest's client token; "+
+					"take it over with `fastapi-dls import`, or move %s away to start with new keys", fastAPIDLSKeyDir, cfg.CertPath, fastAPIDLSKeyDir)
+			}
+		}
+		if keys, created, err = pki.LoadOrCreate(pkiOptions(cfg)); err != nil {
+			return nil, err
+		}
 	}
 	for _, f := range created {
 		log.Info("key or certificate created", slog.String("file", f))
