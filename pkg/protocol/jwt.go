@@ -186,7 +186,7 @@ func (id *Identity) AuthCode(now time.Time, challenge, originRef string) (string
 // AuthToken is the bearer token of POST /auth/v1/token for originRef.
 func (id *Identity) AuthToken(now, expires time.Time, originRef string) (string, error) {
 	now = now.UTC()
-	return id.sign(map[string]any{
+	tok, err := id.sign(map[string]any{
 		"iat":        now.Unix(),
 		"nbf":        now.Unix(),
 		"iss":        clsIssuer,
@@ -196,6 +196,14 @@ func (id *Identity) AuthToken(now, expires time.Time, originRef string) (string,
 		"kid":        id.SiteKeyXID,
 		"origin_ref": originRef,
 	}, true)
+	if err == nil && originRef != "" {
+		// Remembered as ParseAuthToken would find it (exp and nbf in whole
+		// seconds, as the JWT library reads them back), so that its first
+		// use needs no RSA verification either.
+		v := verifiedToken{origin: originRef, exp: time.Unix(expires.Unix(), 0), nbf: time.Unix(now.Unix(), 0)}
+		id.verified.remember(id.Key, sha256.Sum256([]byte(tok)), v, now)
+	}
+	return tok, err
 }
 
 // ConfigToken is the configToken of POST /leasing/v1/config-token.

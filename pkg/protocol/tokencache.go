@@ -17,10 +17,11 @@ const maxCachedTokens = 2048
 // each full check is an RSA verification and a JWT parse (issue 10: two of
 // the three checks of a whole journey, ~8 % of a renewal's CPU); a hit costs
 // one SHA-256 of the token. Only a token that passed the full check goes in,
-// keyed by the SHA-256 of all its bytes, with the times that check depends
-// on: exp and nbf are compared at every use exactly as the JWT library
-// compares them, so a cached token stops working at the same instant a
-// parsed one would. Entries are tied to the key that verified them.
+// or one we just signed (AuthToken), keyed by the SHA-256 of all its bytes,
+// with the times that check depends on: exp and nbf are compared at every
+// use exactly as the JWT library compares them, so a cached token stops
+// working at the same instant a parsed one would. Entries are tied to the
+// key that verified or signed them.
 type tokenCache struct {
 	mu     sync.Mutex
 	key    *rsa.PrivateKey // the SI key the entries were verified with

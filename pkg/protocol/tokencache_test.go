@@ -9,27 +9,35 @@ import (
 	"time"
 )
 
-// TestVerifiedTokenCache: a token that passed ParseAuthToken is answered from
-// the cache afterwards, and the cache never changes an answer: expiry and
-// not-before hold to the instant, refused tokens never go in, a token is
-// tied to the key that verified it, and the cache stays bounded.
+// TestVerifiedTokenCache: a token we issued, or one that passed
+// ParseAuthToken, is answered from the cache afterwards, and the cache never
+// changes an answer: expiry and not-before hold to the instant (the same
+// for an issued token as for a parsed one), refused tokens never go in, a
+// token is tied to the key that verified it, and the cache stays bounded.
 func TestVerifiedTokenCache(t *testing.T) {
 	id := testIdentity(t)
 	nbf := fixed.Truncate(time.Second)
 	exp := nbf.Add(time.Hour)
-	tok, err := id.AuthToken(fixed, exp, "o-1")
+	tok, err := id.AuthToken(fixed, fixed.Add(time.Hour), "o-1") // exp in whole seconds: exp
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(tok))
-	if _, hit := id.verified.lookup(id.Key, sum, fixed); hit {
-		t.Fatal("hit before any check")
+	if origin, hit := id.verified.lookup(id.Key, sum, fixed); !hit || origin != "o-1" {
+		t.Fatalf("not remembered when issued: %q, %v", origin, hit)
 	}
+	clear(id.verified.tokens)
 	if origin, err := id.ParseAuthToken(tok, fixed); err != nil || origin != "o-1" {
 		t.Fatalf("first check: %q, %v", origin, err)
 	}
 	if origin, hit := id.verified.lookup(id.Key, sum, fixed); !hit || origin != "o-1" {
 		t.Fatalf("not remembered after a passing check: %q, %v", origin, hit)
+	}
+	// Issued again (the entry made at issue, not by a check), for the
+	// instants below.
+	clear(id.verified.tokens)
+	if again, err := id.AuthToken(fixed, fixed.Add(time.Hour), "o-1"); err != nil || again != tok {
+		t.Fatalf("the same claims signed again differ: %v", err)
 	}
 
 	// The same instants decide as for a parsed token (exp exclusive, nbf
