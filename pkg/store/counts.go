@@ -2,7 +2,9 @@ package store
 
 import (
 	"fmt"
+	"os"
 	"strconv"
+	"syscall"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -23,7 +25,8 @@ import (
 // both buckets: at 100,000 leases over 50,000 origins it took 35 ms and made
 // 64 MB of the file resident in the daemon (BenchmarkOpen100k), so it is
 // done once, not at every start. Known exact means: the meta key countsAt
-// holds the ID of the file's last committed transaction. Close writes it
+// holds the ID of the file's last committed transaction (and the file's
+// inode number, see countsAt). Close writes it
 // (when the session wrote anything after Open), and so does Open after a
 // recount. bbolt gives every committed write transaction the next ID, and
 // every program that writes the file commits at least once, so a file
@@ -42,9 +45,27 @@ var (
 	countOrigins = []byte("count/origins")
 	countLeases  = []byte("count/leases")
 	// countsAt is the ID of the transaction as of which both counts are
-	// known exact (decimal ASCII; see above).
+	// known exact and the file's inode number, "ID@inode" (decimal ASCII;
+	// see above). The inode is there because a file rebuilt by another tool
+	// (bbolt's own compact into a new file, renamed over ours) starts its
+	// transaction IDs again and can reach countsAt's ID with other
+	// contents; it is a new file, with another inode.
 	countsAt = []byte("count/exact-at")
 )
+
+// countsMark is countsAt's value for transaction id of tx's file; false
+// when the file's inode cannot be read (then nothing is trusted).
+func countsMark(tx *bolt.Tx, id int) (string, bool) {
+	fi, err := os.Stat(tx.DB().Path())
+	if err != nil {
+		return "", false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", false
+	}
+	return strconv.Itoa(id) + "@" + strconv.FormatUint(st.Ino, 10), true
+}
 
 // countsExact says whether the counts in tx's file are known exact: both
 // are present and countsAt names the last committed transaction, which is
@@ -64,7 +85,8 @@ func countsExact(tx *bolt.Tx) bool {
 	if tx.Writable() {
 		last--
 	}
-	return string(meta.Get(countsAt)) == strconv.Itoa(last)
+	mark, ok := countsMark(tx, last)
+	return ok && string(meta.Get(countsAt)) == mark
 }
 
 // markCountsExact records in the write transaction tx that the counts are
@@ -75,7 +97,11 @@ func markCountsExact(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	return meta.Put(countsAt, []byte(strconv.Itoa(tx.ID())))
+	mark, ok := countsMark(tx, tx.ID())
+	if !ok {
+		return meta.Delete(countsAt) // the next Open counts
+	}
+	return meta.Put(countsAt, []byte(mark))
 }
 
 // getCount reads one count; a missing key is 0 (Open writes both).
