@@ -26,7 +26,7 @@ all: build
 # would split it there).
 say = @printf '==> %s\n' $(1)
 
-build: readme
+build:
 	@[ -x $(BIN) ] || printf '==> %s\n' "building $(BIN) (the first Go build fetches modules and compiles: about 90 s; later builds take seconds)"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fastapi-dls
 

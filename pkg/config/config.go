@@ -209,7 +209,8 @@ func resolve(path string, file map[string]string, lookupEnv func(string) (string
 	c.AdminToken = p.str("DLS_ADMIN_TOKEN", "")
 	c.AdminLoopback = p.boolean("DLS_ADMIN_LOOPBACK", true)
 	if !c.AdminLoopback && c.AdminToken == "" {
-		p.fail("DLS_ADMIN_LOOPBACK", "false", errNoAdmin)
+		v, _ := p.lookup("DLS_ADMIN_LOOPBACK")
+		p.fail("DLS_ADMIN_LOOPBACK", v, errNoAdmin)
 	}
 	c.Debug = p.boolean("DEBUG", false)
 	c.Database = p.str("DATABASE", "")

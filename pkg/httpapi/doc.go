@@ -23,7 +23,7 @@
 //   - errors.go: this package's errors and the single mapping from an error
 //     to an HTTP status.
 //   - respond.go: the response writers: JSON, signed JSON, the error answer.
-//   - pages.go: the HTML pages (/-/manage, /-/readme rendered with goldmark,
+//   - pages.go: the HTML pages (/-/manage, /-/readme from assets/README.html, rendered from README.md by the tests with goldmark,
 //     /docs) and their assets, plain files under web/ embedded at build time.
 //   - openapi.go: the OpenAPI 3 document of the route table (/openapi.json).
 //   - metrics.go: /-/metrics, the per-route measurement of every answer and

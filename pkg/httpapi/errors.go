@@ -12,7 +12,7 @@ import (
 var (
 	errNoBearer  = errors.New("missing bearer token: send Authorization: Bearer <auth_token>")
 	errNotFound  = errors.New("no such endpoint")
-	errAdminOnly = errors.New("the operator API is open to loopback callers only, or with Authorization: Bearer <DLS_ADMIN_TOKEN>")
+	errAdminOnly = errors.New("the operator API needs Authorization: Bearer <DLS_ADMIN_TOKEN> (loopback callers need none unless DLS_ADMIN_LOOPBACK=false)")
 )
 
 // methodNotAllowedError carries the method a route does not take.

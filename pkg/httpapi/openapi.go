@@ -315,7 +315,7 @@ func openAPIDocument(routes []route, version string) map[string]any {
 		"openapi": "3.0.3",
 		"info": schema{"title": "fastapi-dls", "version": version,
 			"description": "Licence server for NVIDIA vGPU guests, wire-compatible with FastAPI-DLS. " +
-				"Operator endpoints answer loopback callers, others with Authorization: Bearer <DLS_ADMIN_TOKEN>."},
+				"Operator endpoints answer loopback callers (unless DLS_ADMIN_LOOPBACK=false), others with Authorization: Bearer <DLS_ADMIN_TOKEN>."},
 		"tags": []schema{
 			{"name": "guest protocol", "description": "What NVIDIA's guest drivers call (PROTOCOL.md)."},
 			{"name": "operator", "description": "Pages, status and the operator API."},
@@ -326,7 +326,7 @@ func openAPIDocument(routes []route, version string) map[string]any {
 			"responses": responses,
 			"securitySchemes": schema{
 				"adminToken": schema{"type": "http", "scheme": "bearer",
-					"description": "DLS_ADMIN_TOKEN; not needed from loopback (unless relayed by a proxy)."},
+					"description": "DLS_ADMIN_TOKEN; not needed from loopback (unless relayed by a proxy, or DLS_ADMIN_LOOPBACK=false)."},
 				"authToken": schema{"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
 					"description": "The auth token from POST /auth/v1/token."},
 			},

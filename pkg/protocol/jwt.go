@@ -196,10 +196,11 @@ func (id *Identity) AuthToken(now, expires time.Time, originRef string) (string,
 		"kid":        id.SiteKeyXID,
 		"origin_ref": originRef,
 	}, true)
-	if err == nil && originRef != "" {
+	if err == nil && originRef != "" && expires.Unix() > 0 && now.Unix() != 0 {
 		// Remembered as ParseAuthToken would find it (exp and nbf in whole
 		// seconds, as the JWT library reads them back), so that its first
-		// use needs no RSA verification either.
+		// use needs no RSA verification either. golang-jwt reads an exp or
+		// nbf of 0 as absent: such a token is left to the full check.
 		v := verifiedToken{origin: originRef, exp: time.Unix(expires.Unix(), 0), nbf: time.Unix(now.Unix(), 0)}
 		id.verified.remember(id.Key, sha256.Sum256([]byte(tok)), v, now)
 	}

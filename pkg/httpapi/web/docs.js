@@ -84,7 +84,7 @@
     }
     return el("details", { class: "op", id: (method + path).replace(/[^a-zA-Z0-9]+/g, "-") },
       el("summary", {}, el("span", { class: "method " + method, text: method.toUpperCase() }), el("code", { text: path }),
-        el("span", { text: op.summary || "" }), admin ? el("span", { class: "tag-admin", text: "operator: loopback or admin token" }) : null),
+        el("span", { text: op.summary || "" }), admin ? el("span", { class: "tag-admin", text: "operator: admin token (none from loopback by default)" }) : null),
       body);
   }
 

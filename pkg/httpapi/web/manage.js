@@ -2,8 +2,8 @@
 //
 // Data: GET /-/origins?leases=true (the operator API). Actions: DELETE
 // /-/lease/{ref}, DELETE /-/origin/{ref}/leases, DELETE /-/leases/expired.
-// From loopback the server needs no token; from anywhere else the operator API
-// answers 401 and this page asks for DLS_ADMIN_TOKEN, which it keeps in
+// From loopback the server needs no token (unless DLS_ADMIN_LOOPBACK=false);
+// from anywhere else the operator API answers 401 and this page asks for DLS_ADMIN_TOKEN, which it keeps in
 // sessionStorage (this tab only, gone when it closes) and sends as a bearer.
 //
 // Large sites: the filtered list is paginated, PAGE_ROWS table rows (origin
