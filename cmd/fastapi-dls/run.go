@@ -158,9 +158,15 @@ var fastAPIDLSKeyDir = filepath.Join(importer.PackageAppDir, "cert")
 // would invalidate every guest's client token (postinst's import failed, or an
 // admin skipped it); `fastapi-dls import` takes it over.
 func ensureKeys(cfg *config.Config, log *slog.Logger) (*pki.KeySet, error) {
-	// A whole set is the daemon's every start: loaded once (parsing the three
-	// private keys is a few milliseconds of the start).
 	keys, err := pki.Load(pkiOptions(cfg))
+	return completeKeys(cfg, log, keys, err)
+}
+
+// completeKeys is ensureKeys after its pki.Load, which returned keys and
+// err: a whole set is the daemon's every start, loaded once (parsing the
+// three private keys is a few milliseconds of the start); a set that did not
+// load is made whole by LoadOrCreate.
+func completeKeys(cfg *config.Config, log *slog.Logger, keys *pki.KeySet, err error) (*pki.KeySet, error) {
 	var created []string
 	if err != nil {
 		if errors.Is(err, pki.ErrNoKeys) && cfg.InstanceKey == "" {

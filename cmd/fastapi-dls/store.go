@@ -87,14 +87,12 @@ func keysFor(cfg *config.Config, db store.Store, log *slog.Logger) (*pki.KeySet,
 	if err != nil {
 		return nil, err
 	}
-	if named != "" {
-		if _, err := pki.Load(pkiOptions(cfg)); err != nil {
-			return nil, fmt.Errorf("the store already names a key set (SI public key sha256 %s) but this node has none to match: %w; "+
-				"copy CERT_PATH from a node of this store (README: Running two nodes)", named, err)
-		}
+	keys, err := pki.Load(pkiOptions(cfg))
+	if named != "" && err != nil {
+		return nil, fmt.Errorf("the store already names a key set (SI public key sha256 %s) but this node has none to match: %w; "+
+			"copy CERT_PATH from a node of this store (README: Running two nodes)", named, err)
 	}
-	keys, err := ensureKeys(cfg, log)
-	if err != nil {
+	if keys, err = completeKeys(cfg, log, keys, err); err != nil {
 		return nil, err
 	}
 	fp, err := keys.Fingerprint()
