@@ -197,7 +197,14 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 			Lease: protocol.NewLeaseGrant(ref, p.ProductName, feature, now, expires, a.cfg.LeaseRenewalPeriod),
 		}
 	}
-	if err := a.db.CreateLeases(leases); err != nil {
+	answer := a.signAhead(protocol.LessorResponse{ // signed while the write syncs, as in renewLease
+		ClientChallenge: req.ClientChallenge,
+		LeaseResultList: results,
+		SyncTimestamp:   protocol.Timestamp(now),
+	})
+	err = a.db.CreateLeases(leases)
+	signed := answer()
+	if err != nil {
 		a.noteCap(err)
 		return err
 	}
@@ -210,11 +217,7 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 		a.logClient(r, slog.LevelWarn, "unknown product, granting with its name as feature", slog.String("origin_ref", origin),
 			slog.Int("count", len(unknown)), slog.String("product_names", strings.Join(unknown[:min(len(unknown), 3)], ", ")))
 	}
-	return a.replySigned(w, r, protocol.LessorResponse{
-		ClientChallenge: req.ClientChallenge,
-		LeaseResultList: results,
-		SyncTimestamp:   protocol.Timestamp(now),
-	})
+	return signed.write(w)
 }
 
 func (a *API) listLeases(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
@@ -247,18 +250,23 @@ func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return err
 	}
 	now := a.now().UTC()
-	lease, err := a.db.Renew(origin, ref, now.Add(a.cfg.LeaseExpire), now)
-	if err != nil {
-		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
-	}
-	a.logRequest(r, slog.LevelInfo, "lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
-	return a.replySigned(w, r, protocol.RenewResponse{
+	// The answer does not depend on the write (the store sets exactly
+	// expires), so it is signed while the write syncs.
+	expires := now.Add(a.cfg.LeaseExpire)
+	answer := a.signAhead(protocol.RenewResponse{
 		ClientChallenge:         req.ClientChallenge,
-		Expires:                 protocol.TimestampNoZ(lease.Expires),
+		Expires:                 protocol.TimestampNoZ(expires),
 		LeaseRef:                ref,
 		RecommendedLeaseRenewal: a.cfg.LeaseRenewalPeriod,
 		SyncTimestamp:           protocol.Timestamp(now),
 	})
+	_, err = a.db.Renew(origin, ref, expires, now)
+	signed := answer()
+	if err != nil {
+		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
+	}
+	a.logRequest(r, slog.LevelInfo, "lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))
+	return signed.write(w)
 }
 
 func (a *API) returnLease(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/guest"
+	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
 
@@ -157,5 +158,39 @@ func TestExpiredLeaseRenewable(t *testing.T) {
 	}
 	if _, err := f.lease(t, ref); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("sweep kept a lease past grace: %v", err)
+	}
+}
+
+// TestSignedAnswersTellWhatIsStored: the lease and renew answers are signed
+// while their write syncs (signAhead), so they are built before the store
+// answers; the expiry they sign must still be the one the store holds. The
+// clock has nanoseconds, which the answers' format cuts to microseconds.
+func TestSignedAnswersTellWhatIsStored(t *testing.T) {
+	f := newFixture(t, nil)
+	f.now = f.now.Add(345 * time.Nanosecond)
+	const origin = "7d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
+	token, ref := f.leaseFor(t, origin)
+	l, err := f.lease(t, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := protocol.Timestamp(f.clock().Add(f.cfg.LeaseExpire)); protocol.Timestamp(l.Expires) != want {
+		t.Errorf("created lease stored with expires %s, the answer said %s", protocol.Timestamp(l.Expires), want)
+	}
+
+	f.advance(time.Hour + 678*time.Nanosecond)
+	w := f.call(t, "PUT", "/leasing/v1/lease/"+ref, `{"client_challenge":"c"}`, token)
+	var renewed struct {
+		Expires string `json:"expires"`
+	}
+	mustDecode(t, w, &renewed)
+	if _, ok := w.Header()[signatureHeader]; !ok {
+		t.Errorf("renew answer unsigned: %v", w.Header())
+	}
+	if l, err = f.lease(t, ref); err != nil {
+		t.Fatal(err)
+	}
+	if got := protocol.TimestampNoZ(l.Expires); renewed.Expires != got || !l.Expires.Equal(f.clock().Add(f.cfg.LeaseExpire)) {
+		t.Errorf("renew answered expires %s, the store holds %s (%v)", renewed.Expires, got, l.Expires)
 	}
 }
