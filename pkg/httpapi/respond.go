@@ -74,6 +74,13 @@ type signedAnswer struct {
 func (a *API) signAhead(v any) (wait func() signedAnswer) {
 	done := make(chan signedAnswer, 1)
 	go func() {
+		// A panic here would end the process (net/http recovers only the
+		// handler's own goroutine); it becomes this request's error.
+		defer func() {
+			if p := recover(); p != nil {
+				done <- signedAnswer{err: fmt.Errorf("sign response: panic: %v", p)}
+			}
+		}()
 		body, sig, err := protocol.SignedBody(a.id.Key, v)
 		done <- signedAnswer{body: body, sig: sig, err: err}
 	}()
