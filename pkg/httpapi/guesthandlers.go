@@ -205,6 +205,7 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 	err = a.db.CreateLeases(leases)
 	signed := answer()
 	if err != nil {
+		a.discard(r, signed)
 		a.noteCap(err)
 		return err
 	}
@@ -251,7 +252,7 @@ func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	}
 	now := a.now().UTC()
 	// The answer does not depend on the write (the store sets exactly
-	// expires), so it is signed while the write syncs.
+	// expires, [store.Store.Renew]), so it is signed while the write syncs.
 	expires := now.Add(a.cfg.LeaseExpire)
 	answer := a.signAhead(protocol.RenewResponse{
 		ClientChallenge:         req.ClientChallenge,
@@ -263,6 +264,7 @@ func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	_, err = a.db.Renew(origin, ref, expires, now)
 	signed := answer()
 	if err != nil {
+		a.discard(r, signed)
 		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
 	}
 	a.logRequest(r, slog.LevelInfo, "lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))

@@ -164,22 +164,34 @@ func TestExpiredLeaseRenewable(t *testing.T) {
 // TestSignedAnswersTellWhatIsStored: the lease and renew answers are signed
 // while their write syncs (signAhead), so they are built before the store
 // answers; the expiry they sign must still be the one the store holds. The
-// clock has nanoseconds, which the answers' format cuts to microseconds.
+// clock has 789 ns past its microsecond, which the answers' format must cut
+// (as it always did), not round.
 func TestSignedAnswersTellWhatIsStored(t *testing.T) {
 	f := newFixture(t, nil)
-	f.now = f.now.Add(345 * time.Nanosecond)
+	f.now = f.now.Add(789 * time.Nanosecond)
 	const origin = "7d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
-	token, ref := f.leaseFor(t, origin)
-	l, err := f.lease(t, ref)
+	token := f.authorize(t, origin)
+	w := f.call(t, "POST", "/leasing/v1/lessor", lessorBody, token)
+	var created struct {
+		LeaseResultList []struct {
+			Lease struct {
+				Ref     string `json:"ref"`
+				Expires string `json:"expires"`
+			} `json:"lease"`
+		} `json:"lease_result_list"`
+	}
+	mustDecode(t, w, &created)
+	grant := created.LeaseResultList[0].Lease
+	l, err := f.lease(t, grant.Ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := protocol.Timestamp(f.clock().Add(f.cfg.LeaseExpire)); protocol.Timestamp(l.Expires) != want {
-		t.Errorf("created lease stored with expires %s, the answer said %s", protocol.Timestamp(l.Expires), want)
+	if got := protocol.Timestamp(l.Expires); grant.Expires != got || !l.Expires.Equal(f.clock().Add(f.cfg.LeaseExpire)) {
+		t.Errorf("lease answer says expires %s, the store holds %s (%v)", grant.Expires, got, l.Expires)
 	}
 
-	f.advance(time.Hour + 678*time.Nanosecond)
-	w := f.call(t, "PUT", "/leasing/v1/lease/"+ref, `{"client_challenge":"c"}`, token)
+	f.advance(time.Hour)
+	w = f.call(t, "PUT", "/leasing/v1/lease/"+grant.Ref, `{"client_challenge":"c"}`, token)
 	var renewed struct {
 		Expires string `json:"expires"`
 	}
@@ -187,10 +199,10 @@ func TestSignedAnswersTellWhatIsStored(t *testing.T) {
 	if _, ok := w.Header()[signatureHeader]; !ok {
 		t.Errorf("renew answer unsigned: %v", w.Header())
 	}
-	if l, err = f.lease(t, ref); err != nil {
+	if l, err = f.lease(t, grant.Ref); err != nil {
 		t.Fatal(err)
 	}
 	if got := protocol.TimestampNoZ(l.Expires); renewed.Expires != got || !l.Expires.Equal(f.clock().Add(f.cfg.LeaseExpire)) {
-		t.Errorf("renew answered expires %s, the store holds %s (%v)", renewed.Expires, got, l.Expires)
+		t.Errorf("renew answer says expires %s, the store holds %s (%v)", renewed.Expires, got, l.Expires)
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -20,5 +21,22 @@ func TestSignAheadPanicIsAnError(t *testing.T) {
 	w := httptest.NewRecorder()
 	if err := got.write(w); err == nil || w.Body.Len() != 0 || len(w.Header()) != 0 {
 		t.Errorf("write of a failed answer: %v, wrote %d %v %q", err, w.Code, w.Header(), w.Body)
+	}
+}
+
+// TestDiscardLogsSigningError: when the write fails too, the request fails
+// with the write's error (a 404, say); the signing error must still reach
+// the log, at error level, or a signing bug would hide behind client errors.
+func TestDiscardLogsSigningError(t *testing.T) {
+	f := newFixture(t, nil)
+	r := newRequest("PUT", "/leasing/v1/lease/x", "", "", nil)
+	f.api.discard(r, signedAnswer{body: []byte("{}\n"), sig: "b''"})
+	if strings.Contains(f.logs.String(), "signing") {
+		t.Fatalf("a good answer discarded was logged: %s", f.logs)
+	}
+	f.api.discard(r, signedAnswer{err: errors.New("sign response: panic: boom")})
+	line := f.logs.String()
+	if !strings.Contains(line, "signing an answer failed") || !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "boom") {
+		t.Errorf("log after a failed signature was discarded: %q", line)
 	}
 }

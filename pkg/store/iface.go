@@ -16,6 +16,9 @@ type Store interface {
 
 	CreateLeases(ls []Lease) error
 	Leases(originRef string) ([]Lease, error)
+	// Renew stores exactly expires and now (to the nanosecond; the
+	// returned lease holds them): the renew answer is signed with expires
+	// before the store answers.
 	Renew(originRef, leaseRef string, expires, now time.Time) (Lease, error)
 	Release(originRef, leaseRef string) error
 	ReleaseAll(originRef string) ([]string, error)
