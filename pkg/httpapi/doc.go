@@ -31,6 +31,6 @@
 //
 // The lease renewal path, for a reader in a hurry: routes.go
 // "PUT /leasing/v1/lease/:ref" → [API.renewLease] in guesthandlers.go →
-// protocol.RenewResponse signed by [API.signAhead] (respond.go) while
+// protocol.RenewResponse signed by [API.signWhile] (respond.go) while
 // store.DB.Renew makes the new expiry durable → signedAnswer.write.
 package httpapi

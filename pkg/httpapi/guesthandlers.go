@@ -197,15 +197,12 @@ func (a *API) createLeases(w http.ResponseWriter, r *http.Request, _ httprouter.
 			Lease: protocol.NewLeaseGrant(ref, p.ProductName, feature, now, expires, a.cfg.LeaseRenewalPeriod),
 		}
 	}
-	answer := a.signAhead(protocol.LessorResponse{ // signed while the write syncs, as in renewLease
+	signed, err := a.signWhile(r, protocol.LessorResponse{ // signed while the write syncs, as in renewLease
 		ClientChallenge: req.ClientChallenge,
 		LeaseResultList: results,
 		SyncTimestamp:   protocol.Timestamp(now),
-	})
-	err = a.db.CreateLeases(leases)
-	signed := answer()
+	}, func() error { return a.db.CreateLeases(leases) })
 	if err != nil {
-		a.discard(r, signed)
 		a.noteCap(err)
 		return err
 	}
@@ -254,17 +251,17 @@ func (a *API) renewLease(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	// The answer does not depend on the write (the store sets exactly
 	// expires, [store.Store.Renew]), so it is signed while the write syncs.
 	expires := now.Add(a.cfg.LeaseExpire)
-	answer := a.signAhead(protocol.RenewResponse{
+	signed, err := a.signWhile(r, protocol.RenewResponse{
 		ClientChallenge:         req.ClientChallenge,
 		Expires:                 protocol.TimestampNoZ(expires),
 		LeaseRef:                ref,
 		RecommendedLeaseRenewal: a.cfg.LeaseRenewalPeriod,
 		SyncTimestamp:           protocol.Timestamp(now),
+	}, func() error {
+		_, err := a.db.Renew(origin, ref, expires, now)
+		return err
 	})
-	_, err = a.db.Renew(origin, ref, expires, now)
-	signed := answer()
 	if err != nil {
-		a.discard(r, signed)
 		return fmt.Errorf("origin %s: %w", origin, err) // the store names the lease
 	}
 	a.logRequest(r, slog.LevelInfo, "lease renewed", slog.String("event", "lease.renew"), slog.String("origin_ref", origin), slog.String("lease_ref", ref))

@@ -162,7 +162,7 @@ func TestExpiredLeaseRenewable(t *testing.T) {
 }
 
 // TestSignedAnswersTellWhatIsStored: the lease and renew answers are signed
-// while their write syncs (signAhead), so they are built before the store
+// while their write syncs (signWhile), so they are built before the store
 // answers; the expiry they sign must still be the one the store holds. The
 // clock has 789 ns past its microsecond, which the answers' format must cut
 // (as it always did), not round.

@@ -63,34 +63,44 @@ type signedAnswer struct {
 	err  error
 }
 
-// signAhead signs v's answer and returns the function that waits for it.
-// A handler whose answer does not depend on its store write (lease create,
-// renew) starts it before the write, so that the RSA signature, a renewal's
-// largest cost (~1 ms), is made on another processor while the write waits
-// for its fsyncs: a lone guest's renewal then costs about the larger of the
-// two, not their sum (one guest, interleaved loads: whole journeys/s +7–15 %,
-// renewal p50 −0.1 to −0.6 ms). With one processor (GOMAXPROCS=1, as in a
-// container given one CPU) nothing can overlap, so it signs at once instead
-// of paying for a goroutine.
+// signWhile signs v's answer while write makes the request's change durable,
+// and returns the answer once both are done, or write's error. It serves the
+// handlers whose answer does not depend on their store write (lease create,
+// renew): the RSA signature, a renewal's largest cost (~1 ms), is made on
+// another processor while the write waits for its fsyncs, so a lone guest's
+// renewal costs about the larger of the two, not their sum (one guest,
+// interleaved loads: whole journeys/s +7–15 %, renewal p50 −0.1 to −0.6 ms).
+// With one processor (GOMAXPROCS=1, as in a container given one CPU)
+// nothing can overlap, so it signs first and then writes, with no goroutine.
 //
-// The answer is still sent only after the write is durable, and only if it
+// The answer is sent only after the write is durable, and only if it
 // succeeded. A write that fails (an unknown lease, a full store) throws its
-// signature away: one RSA signature per request, for a caller that passed
-// the bearer check. That adds no new kind of cost: anyone, with no token,
-// gets one signature per request from the client-token and auth-code
-// endpoints. The handler always waits, so no goroutine outlives its request.
-func (a *API) signAhead(v any) (wait func() signedAnswer) {
+// signature away (discard): one RSA signature per request, for a caller
+// that passed the bearer check. That adds no new kind of cost: anyone, with
+// no token, gets one signature per request from the client-token and
+// auth-code endpoints. signWhile always waits for the signature, so no
+// goroutine outlives its request.
+func (a *API) signWhile(r *http.Request, v any, write func() error) (signedAnswer, error) {
+	var signed signedAnswer
+	var err error
 	if runtime.GOMAXPROCS(0) == 1 {
-		s := a.sign(v)
-		return func() signedAnswer { return s }
+		signed = a.sign(v)
+		err = write()
+	} else {
+		done := make(chan signedAnswer, 1)
+		go func() { done <- a.sign(v) }()
+		err = write()
+		signed = <-done
 	}
-	done := make(chan signedAnswer, 1)
-	go func() { done <- a.sign(v) }()
-	return func() signedAnswer { return <-done }
+	if err != nil {
+		a.discard(r, signed)
+		return signedAnswer{}, err
+	}
+	return signed, nil
 }
 
 // sign makes v's signed answer. A panic becomes its error, with the stack:
-// on signAhead's goroutine net/http's per-request recover would not catch
+// on signWhile's goroutine net/http's per-request recover would not catch
 // it, and the process would end.
 func (a *API) sign(v any) (s signedAnswer) {
 	defer func() {

@@ -9,12 +9,16 @@ import (
 	"github.com/fastapi-dls/fastapi-dls/pkg/protocol"
 )
 
-// TestSignAheadPanicIsAnError: signAhead signs on a goroutine of its own,
+// TestSignWhilePanicIsAnError: signWhile signs on a goroutine of its own,
 // which net/http does not recover; a panic there (here: no key) must become
 // the request's error, with nothing written, not end the process.
-func TestSignAheadPanicIsAnError(t *testing.T) {
+func TestSignWhilePanicIsAnError(t *testing.T) {
 	a := &API{id: &protocol.Identity{}}
-	got := a.signAhead(protocol.RenewResponse{LeaseRef: "r"})()
+	r := newRequest("PUT", "/leasing/v1/lease/r", "", "", nil)
+	got, err := a.signWhile(r, protocol.RenewResponse{LeaseRef: "r"}, func() error { return nil })
+	if err != nil {
+		t.Fatalf("the write's error: %v", err)
+	}
 	if got.err == nil || !strings.Contains(got.err.Error(), "panic") {
 		t.Fatalf("signing without a key: %+v, want a panic turned into an error", got)
 	}
