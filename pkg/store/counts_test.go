@@ -106,27 +106,15 @@ func TestOpenRecountsOnlyWhenNeeded(t *testing.T) {
 			return path
 		}, true, 4, 2},
 		{"a crash: writes, no Close", func(t *testing.T, path string) string {
-			db, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.CreateLeases([]Lease{{Ref: "l3", OriginRef: "o1", Created: t0, Expires: t0.Add(time.Hour)}}); err != nil {
-				t.Fatal(err)
-			}
+			db := openWithLease3(t, path, t0)
 			if err := db.bdb.Close(); err != nil { // the file as a killed daemon leaves it
 				t.Fatal(err)
 			}
 			return path
 		}, true, 3, 3},
 		{"a backup taken while the daemon wrote", func(t *testing.T, path string) string {
-			db, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := openWithLease3(t, path, t0)
 			defer db.Close()
-			if err := db.CreateLeases([]Lease{{Ref: "l3", OriginRef: "o1", Created: t0, Expires: t0.Add(time.Hour)}}); err != nil {
-				t.Fatal(err)
-			}
 			copyPath := filepath.Join(t.TempDir(), "backup.db")
 			f, err := os.Create(copyPath)
 			if err != nil {
@@ -248,4 +236,19 @@ func TestCountsOfRebuiltFile(t *testing.T) {
 	if o, l, err := db.Stats(); err != nil || o != 1 || l != 0 || !db.recounted {
 		t.Errorf("Stats = %d origins, %d leases, %v (recounted %v); want 1, 0, recounted", o, l, err, db.recounted)
 	}
+}
+
+// openWithLease3 opens the store at path and adds lease l3 of origin o1
+// (created t0), a daemon's write after the file's last Close; the caller
+// closes it (or, for a crash, does not).
+func openWithLease3(t *testing.T, path string, t0 time.Time) *DB {
+	t.Helper()
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateLeases([]Lease{{Ref: "l3", OriginRef: "o1", Created: t0, Expires: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
