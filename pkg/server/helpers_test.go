@@ -143,6 +143,28 @@ func quiet(t *testing.T, msgs <-chan string, d time.Duration, unwanted string) {
 	}
 }
 
+// pingsStopped asserts that at most one WATCHDOG=1 arrives within d after the
+// STATUS= announcing a failure: the watchdog may have read the last passing
+// result just before the failure was recorded and send that ping after the
+// status; any later ping would need a fresh read of the failed result.
+func pingsStopped(t *testing.T, msgs <-chan string, d time.Duration) {
+	t.Helper()
+	end := time.After(d)
+	pings := 0
+	for {
+		select {
+		case m := <-msgs:
+			if m == "WATCHDOG=1" {
+				if pings++; pings > 1 {
+					t.Fatalf("got %d WATCHDOG=1 after the failure, want at most the one in flight within %v", pings, d)
+				}
+			}
+		case <-end:
+			return
+		}
+	}
+}
+
 // localListeners opens HTTPS (and, if http, HTTP) listeners on 127.0.0.1:0.
 func localListeners(t *testing.T, http bool) Listeners {
 	t.Helper()

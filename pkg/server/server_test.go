@@ -81,7 +81,7 @@ func TestRunLifecycle(t *testing.T) {
 	if m := next(t, msgs, func(m string) bool { return m == "WATCHDOG=1" }); m != "STATUS=unhealthy (store down); serving 0 leases" {
 		t.Fatalf("got %q, want the unhealthy status", m)
 	}
-	quiet(t, msgs, 500*time.Millisecond, "WATCHDOG=1")
+	pingsStopped(t, msgs, 500*time.Millisecond)
 
 	// Recovery: status back to normal, pings resume.
 	healthy.Store(true)
