@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +223,174 @@ func TestConnectionLimitEvictsSilent(t *testing.T) {
 	}
 	if err := <-slowDone; err != nil {
 		t.Errorf("the guest slow to send its first request was cut: %v", err)
+	}
+}
+
+// TestConnectionLimitParksWaiting: connections beyond the limit are taken
+// from the kernel at once (its accept queue, which overflowed in a boot
+// storm, stays empty) but not served: no byte of theirs is read until a slot
+// frees, then the oldest is served first; closing the listener closes the
+// ones still waiting.
+func TestConnectionLimitParksWaiting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := testLogger(t)
+	l := newLimitListener(ln, 1, "https", log)
+	defer l.Close()
+	dial := func(msg string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := dial("first")
+	var waiting []net.Conn
+	for _, msg := range []string{"second", "third", "fourth"} {
+		waiting = append(waiting, dial(msg))
+	}
+	deadline := time.Now().Add(wait)
+	for len(l.waiting) < 4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(l.waiting); n != 4 {
+		t.Fatalf("%d of 4 connections taken from the kernel before any Accept, want all", n)
+	}
+	served, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	select {
+	case <-got:
+		t.Fatal("a waiting connection was served at the limit")
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Close()
+	served.Close() // the slot frees
+	var next net.Conn
+	select {
+	case next = <-got:
+	case <-time.After(wait):
+		t.Fatal("no waiting connection served after the slot freed")
+	}
+	b := make([]byte, 16)
+	next.SetReadDeadline(time.Now().Add(wait))
+	n, err := next.Read(b)
+	if err != nil || string(b[:n]) != "second" {
+		t.Fatalf("served %q, %v; want the oldest waiting connection (second)", b[:n], err)
+	}
+	next.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range waiting[1:] {
+		c.SetReadDeadline(time.Now().Add(wait))
+		// Closed with its bytes unread: the kernel answers with a reset.
+		if _, err := c.Read(b); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("a connection still waiting at Close: read %v, want it closed by the server", err)
+		}
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
+	}
+}
+
+// TestConnectionLimitCutsNobodyForSilence: at the limit, an idle keep-alive
+// connection is closed for a waiting client that has sent its first bytes,
+// not for one ahead of it in line that has sent nothing yet (a guest starved
+// of CPU in a boot storm, or a silent client): that one goes to the back.
+func TestConnectionLimitCutsNobodyForSilence(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := testLogger(t)
+	l := newLimitListener(ln, 1, "https", log)
+	defer l.Close()
+	dial := func(msg string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if msg != "" {
+			if _, err := io.WriteString(c, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+	idle := dial("idle")
+	served, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer served.Close()
+	l.connState(served, http.StateIdle)
+	l.mu.Lock()
+	for c, times := range l.conns { // idle for long enough to be closed
+		times.idleSince = time.Now().Add(-2 * minIdle)
+		l.conns[c] = times
+	}
+	l.mu.Unlock()
+	silent := dial("")
+	deadline := time.Now().Add(wait)
+	for len(l.waiting) < 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	dial("speaks")
+	for len(l.waiting) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(l.waiting); n != 2 {
+		t.Fatalf("%d of 2 connections waiting", n)
+	}
+	time.Sleep(50 * time.Millisecond) // "speaks" has its bytes in the socket
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	var next net.Conn
+	select {
+	case next = <-got:
+	case <-time.After(wait):
+		t.Fatal("no waiting connection served though the slot's connection was idle")
+	}
+	defer next.Close()
+	b := make([]byte, 16)
+	next.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := next.Read(b); err != nil || string(b[:n]) != "speaks" {
+		t.Fatalf("served %q, %v; want the client that has spoken", b[:n], err)
+	}
+	idle.SetReadDeadline(time.Now().Add(wait))
+	if _, err := idle.Read(b); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the idle connection was not closed: %v", err)
+	}
+	if n := len(l.waiting); n != 1 {
+		t.Errorf("%d connections still waiting, want the silent one", n)
+	}
+	silent.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := silent.Read(b); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the silent connection: %v, want it left waiting, open", err)
 	}
 }
