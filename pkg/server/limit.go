@@ -73,7 +73,7 @@ type limitListener struct {
 	freed   chan struct{} // a token when a connection closes or turns idle
 	closed  chan struct{}
 	once    sync.Once
-	waiting chan net.Conn // accepted from the kernel, not yet served (see park)
+	waiting chan waiter // accepted from the kernel, not yet served (see park)
 	parked  sync.WaitGroup
 	errMu   sync.Mutex
 	err     error // why park stopped
@@ -115,7 +115,7 @@ func newLimitListener(l net.Listener, max int, name string, log *slog.Logger) *l
 		Listener: l, max: max, name: name, log: log,
 		freed: make(chan struct{}, 1), closed: make(chan struct{}),
 		conns:   map[*limitConn]connTimes{},
-		waiting: make(chan net.Conn, maxWaiting),
+		waiting: make(chan waiter, maxWaiting),
 	}
 	ll.parked.Add(1)
 	go ll.park()
@@ -136,10 +136,12 @@ func newLimitListener(l net.Listener, max int, name string, log *slog.Logger) *l
 // tool and daemon on the same 2 cores, nstat; 2026-12-03): before, 1897–2535
 // listen overflows and 1397–1742 SYN retransmissions a storm, 371–382 of
 // 5000 journeys cut (EOF, all closed as silent, counted); with parking
-// alone, no overflow and 126–255 cut; with the check too, 3 and 13 cut (the
-// load tool, starved of CPU, sent a request more than minIdle or minSilent
-// after the last), the last licence at 55–58 s as before, peak resident
-// memory 38.0–38.6 MB against 34.8–35.3.
+// alone, no overflow and 126–255 cut; with the check too, 3, 13 and 18 cut
+// (guests of the load tool, starved of CPU, that sent nothing for 2 s after
+// they were served), the last licence at 55–58 s as before, peak resident
+// memory 38.0–38.6 MB against 34.8–35.3. Closing a silent head of the line
+// instead of sending it to the back cut 2207: in a storm many of the tool's
+// guests send their ClientHello seconds after they connected.
 func (l *limitListener) park() {
 	defer l.parked.Done()
 	backoff := time.Duration(0)
@@ -148,10 +150,11 @@ func (l *limitListener) park() {
 		if err != nil {
 			select {
 			case <-l.closed:
-				err = net.ErrClosed
+				l.stop(net.ErrClosed)
+				return
 			default:
 			}
-			if errors.Is(err, net.ErrClosed) {
+			if !outOfResources(err) { // what net/http's Serve would stop on
 				l.stop(err)
 				return
 			}
@@ -169,7 +172,7 @@ func (l *limitListener) park() {
 		}
 		backoff = 0
 		select {
-		case l.waiting <- c:
+		case l.waiting <- waiter{c, time.Now()}:
 		case <-l.closed:
 			c.Close()
 			l.stop(net.ErrClosed)
@@ -178,37 +181,70 @@ func (l *limitListener) park() {
 	}
 }
 
-// stop records why park ended and closes every connection still waiting.
+// waiter is a connection in line and when it connected.
+type waiter struct {
+	net.Conn
+	since time.Time
+}
+
+// outOfResources reports whether an accept error is one to wait out.
+func outOfResources(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// stop records why park ended, ends Accept's wait and closes every
+// connection still in line.
 func (l *limitListener) stop(err error) {
 	l.errMu.Lock()
-	l.err = err
+	if l.err == nil {
+		l.err = err
+	}
 	l.errMu.Unlock()
 	l.once.Do(func() { close(l.closed) })
 	for {
 		select {
-		case c := <-l.waiting:
-			c.Close()
+		case w := <-l.waiting:
+			w.Close()
 		default:
 			return
 		}
 	}
 }
 
-// Accept returns the next waiting connection once it has a slot. At the
-// limit it closes an idle or silent connection for it, the one evictable
-// the soonest, or waits for one to close: only for a connection that is
-// really waiting and has sent something (its ClientHello), so no idle
-// keep-alive connection is closed for nobody, and no guest slow to speak
-// is cut for another that has not spoken either. One that has sent nothing
-// goes to the back of the line.
-func (l *limitListener) Accept() (net.Conn, error) {
-	var c net.Conn
+// next returns the head of the line, or the error that stopped it.
+func (l *limitListener) next() (waiter, error) {
 	select {
-	case c = <-l.waiting:
-	case <-l.closed:
-		return nil, l.stopErr()
+	case <-l.closed: // first: nothing is served once closed
+		return waiter{}, l.stopErr()
+	default:
 	}
-	passed := 0 // silent connections sent to the back of the line in a row
+	select {
+	case w := <-l.waiting:
+		return w, nil
+	case <-l.closed:
+		return waiter{}, l.stopErr()
+	}
+}
+
+// Accept returns the next connection in line once it has a slot. At the
+// limit it closes an idle or silent connection for it, the one evictable
+// the soonest, or waits for one to close; and it does so only for a
+// connection that is really there and has sent something (its
+// ClientHello), so no idle keep-alive connection is closed for nobody and
+// no guest slow to speak is cut for another that has not spoken either. A
+// head of the line that has sent nothing goes to the back (rotate), one
+// whose peer has gone is dropped.
+func (l *limitListener) Accept() (net.Conn, error) {
+	w, err := l.next()
+	if err != nil {
+		return nil, err
+	}
+	var lastRound time.Time // of rotate: at most one every silentRecheck
 	for {
 		l.mu.Lock()
 		if len(l.conns) < l.max {
@@ -231,47 +267,131 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				slog.String("listener", l.name), slog.Int("max_connections", l.max))
 		}
 		l.mu.Unlock()
-		var due <-chan time.Time
-		var timer *time.Timer
+		wait := time.Duration(-1) // until a slot frees
 		if victim != nil {
-			if wait := at.Sub(now); wait > 0 {
-				timer = time.NewTimer(wait)
-				due = timer.C
-			} else if hasSent(c) {
+			wait = at.Sub(now)
+		}
+		if wait <= 0 && victim != nil {
+			p := peek(w.Conn)
+			if p == peekSilent && now.Sub(lastRound) >= silentRecheck {
+				lastRound = now
+				if w, p, err = l.rotate(w); err != nil {
+					return nil, err
+				}
+			}
+			switch p {
+			case peekSent:
 				victim.Close()
 				continue
-			} else if passed++; passed <= len(l.waiting) {
-				// Nothing from c yet: it is not worth cutting anyone for.
-				// It goes to the back of the line, the next one is asked.
-				c = l.requeue(c)
+			case peekGone:
+				w.Close()
+				if w, err = l.next(); err != nil {
+					return nil, err
+				}
 				continue
-			} else { // a whole line of silent ones: ask again in a while
-				passed = 0
-				timer = time.NewTimer(silentRecheck)
-				due = timer.C
+			case peekSilent:
+				wait = max(silentRecheck-now.Sub(lastRound), time.Millisecond)
 			}
 		}
-		var err error
+		var due <-chan time.Time
+		var timer *time.Timer
+		if wait > 0 {
+			timer = time.NewTimer(wait)
+			due = timer.C
+		}
+		closed := false
 		select {
 		case <-l.freed:
 		case <-due:
 		case <-l.closed:
-			err = l.stopErr()
+			closed = true
 		}
 		if timer != nil {
 			timer.Stop()
 		}
-		if err != nil {
-			c.Close()
-			return nil, err
+		if closed {
+			w.Close()
+			return nil, l.stopErr()
 		}
 	}
-	lc := &limitConn{Conn: c, l: l}
+	lc := &limitConn{Conn: w.Conn, l: l}
 	l.mu.Lock()
 	l.conns[lc] = connTimes{silentSince: time.Now()}
 	l.accepted++
 	l.mu.Unlock()
 	return lc, nil
+}
+
+// silentRecheck is how often Accept, at the limit, goes once round a line
+// whose head has sent nothing yet: a round peeks at every connection in
+// line (about 1 µs each; 4096 silent ones every 250 ms are ~2 % of a core).
+const silentRecheck = 250 * time.Millisecond
+
+// rotate sends w, which has sent nothing yet, to the back of the line and
+// returns the first connection of one round of the line that has sent
+// something or gone, with what it did, or a silent one when none has. When
+// the line is full w keeps its place, unless it has been silent for
+// minSilent: then it is closed, so that silent clients cannot hold the head
+// of a full line (its next one is returned).
+func (l *limitListener) rotate(w waiter) (waiter, peeked, error) {
+	for n := len(l.waiting); n > 0; n-- {
+		select {
+		case l.waiting <- w:
+		default: // full
+			if time.Since(w.since) < minSilent {
+				return w, peekSilent, nil
+			}
+			w.Close()
+		}
+		var err error
+		if w, err = l.next(); err != nil {
+			return waiter{}, 0, err
+		}
+		if p := peek(w.Conn); p != peekSilent {
+			return w, p, nil
+		}
+	}
+	return w, peekSilent, nil
+}
+
+// peeked is what a connection in line has done.
+type peeked int
+
+const (
+	peekSilent peeked = iota // sent nothing yet
+	peekSent                 // bytes wait to be read
+	peekGone                 // the peer closed or reset it
+)
+
+// peek looks at c's socket without reading or waiting. A connection that is
+// not a socket counts as having sent.
+func peek(c net.Conn) peeked {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return peekSent
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return peekGone
+	}
+	p := peekSent
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n > 0:
+			p = peekSent
+		case errors.Is(err, syscall.EAGAIN):
+			p = peekSilent
+		default: // 0 bytes: the peer's FIN; or a reset
+			p = peekGone
+		}
+		return true
+	})
+	if err != nil {
+		return peekGone
+	}
+	return p
 }
 
 // trimWhenQuiet returns the memory of a burst (a boot storm's thousands of
@@ -301,43 +421,6 @@ func (l *limitListener) trimWhenQuiet(ctx context.Context, interval time.Duratio
 			debug.FreeOSMemory()
 		}
 	}
-}
-
-// silentRecheck is how long Accept waits, at the limit, before it asks a
-// line of connections that have all sent nothing yet again.
-const silentRecheck = 50 * time.Millisecond
-
-// requeue puts c at the back of the line and returns the line's head (c
-// itself if it is alone). Only Accept receives from the line.
-func (l *limitListener) requeue(c net.Conn) net.Conn {
-	select {
-	case l.waiting <- c:
-		return <-l.waiting
-	default: // the line is full: c keeps its place at the head
-		return c
-	}
-}
-
-// hasSent reports whether c's peer has sent bytes not read yet, or closed
-// it: one non-blocking peek at the socket. A connection that is not a
-// socket counts as having sent.
-func hasSent(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	sent := true
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		sent = n > 0 || !errors.Is(err, syscall.EAGAIN)
-		return true
-	})
-	return sent || err != nil
 }
 
 // stopErr is what Accept returns once the listener stopped.

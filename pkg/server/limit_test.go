@@ -313,7 +313,8 @@ func TestConnectionLimitParksWaiting(t *testing.T) {
 // TestConnectionLimitCutsNobodyForSilence: at the limit, an idle keep-alive
 // connection is closed for a waiting client that has sent its first bytes,
 // not for one ahead of it in line that has sent nothing yet (a guest starved
-// of CPU in a boot storm, or a silent client): that one goes to the back.
+// of CPU in a boot storm, or a silent client): that one goes to the back of
+// the line, still open, and is served later.
 func TestConnectionLimitCutsNobodyForSilence(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -392,5 +393,67 @@ func TestConnectionLimitCutsNobodyForSilence(t *testing.T) {
 	silent.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if _, err := silent.Read(b); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("the silent connection: %v, want it left waiting, open", err)
+	}
+}
+
+// TestConnectionLimitCloseWhileWaiting: Close ends an Accept waiting at the
+// limit behind a client that has sent nothing (whom it keeps sending to the
+// back of the line), and closes that client's connection.
+func TestConnectionLimitCloseWhileWaiting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := testLogger(t)
+	l := newLimitListener(ln, 1, "https", log)
+	first, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	served, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer served.Close()
+	l.connState(served, http.StateIdle)
+	l.mu.Lock()
+	for c, times := range l.conns {
+		times.idleSince = time.Now().Add(-2 * minIdle)
+		l.conns[c] = times
+	}
+	l.mu.Unlock()
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if c != nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	time.Sleep(2 * silentRecheck) // Accept goes round the line of one, twice
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-accepted:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Accept still waiting after Close")
+	}
+	select {
+	case <-closed:
+	case <-time.After(wait):
+		t.Fatal("Close did not return")
+	}
+	silent.SetReadDeadline(time.Now().Add(wait))
+	if _, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the waiting connection was left open: %v", err)
 	}
 }
