@@ -74,9 +74,12 @@ type limitListener struct {
 	closed  chan struct{}
 	once    sync.Once
 	waiting chan waiter // accepted from the kernel, not yet served (see park)
-	parked  sync.WaitGroup
-	errMu   sync.Mutex
-	err     error // why park stopped
+	// lastRound is when Accept last went round the line (rotate): at most
+	// once every silentRecheck, across calls. Only Accept uses it.
+	lastRound time.Time
+	parked    sync.WaitGroup
+	errMu     sync.Mutex
+	err       error // why park stopped
 
 	mu       sync.Mutex
 	conns    map[*limitConn]connTimes // open connections
@@ -136,10 +139,10 @@ func newLimitListener(l net.Listener, max int, name string, log *slog.Logger) *l
 // tool and daemon on the same 2 cores, nstat; 2026-12-03): before, 1897–2535
 // listen overflows and 1397–1742 SYN retransmissions a storm, 371–382 of
 // 5000 journeys cut (EOF, all closed as silent, counted); with parking
-// alone, no overflow and 126–255 cut; with the check too, 3, 13 and 18 cut
-// (guests of the load tool, starved of CPU, that sent nothing for 2 s after
-// they were served), the last licence at 55–58 s as before, peak resident
-// memory 38.0–38.6 MB against 34.8–35.3. Closing a silent head of the line
+// alone, no overflow and 126–255 cut; with the check too, 3–45 cut in five
+// storms (guests of the load tool, starved of CPU, that sent nothing for 2 s
+// after they were served), the last licence at 55–61 s as before, peak
+// resident memory 38.0–39.0 MB against 34.8–35.3. Closing a silent head of the line
 // instead of sending it to the back cut 2207: in a storm many of the tool's
 // guests send their ClientHello seconds after they connected.
 func (l *limitListener) park() {
@@ -206,28 +209,35 @@ func (l *limitListener) stop(err error) {
 	}
 	l.errMu.Unlock()
 	l.once.Do(func() { close(l.closed) })
-	for {
-		select {
-		case w := <-l.waiting:
-			w.Close()
-		default:
-			return
-		}
-	}
+	l.stopped()
 }
 
-// next returns the head of the line, or the error that stopped it.
+// next returns the head of the line, or the error that stopped it. Once
+// stopped it closes what is still in line: a connection rotate put back
+// after stop emptied the line.
 func (l *limitListener) next() (waiter, error) {
 	select {
 	case <-l.closed: // first: nothing is served once closed
-		return waiter{}, l.stopErr()
+		return waiter{}, l.stopped()
 	default:
 	}
 	select {
 	case w := <-l.waiting:
 		return w, nil
 	case <-l.closed:
-		return waiter{}, l.stopErr()
+		return waiter{}, l.stopped()
+	}
+}
+
+// stopped closes the connections in line and returns why the line stopped.
+func (l *limitListener) stopped() error {
+	for {
+		select {
+		case w := <-l.waiting:
+			w.Close()
+		default:
+			return l.stopErr()
+		}
 	}
 }
 
@@ -244,7 +254,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lastRound time.Time // of rotate: at most one every silentRecheck
 	for {
 		l.mu.Lock()
 		if len(l.conns) < l.max {
@@ -273,10 +282,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if wait <= 0 && victim != nil {
 			p := peek(w.Conn)
-			if p == peekSilent && now.Sub(lastRound) >= silentRecheck {
-				lastRound = now
+			if p == peekSilent && now.Sub(l.lastRound) >= silentRecheck {
+				l.lastRound = now
 				if w, p, err = l.rotate(w); err != nil {
 					return nil, err
+				}
+				if p != peekSilent {
+					continue // the round took time: choose whom to close again
 				}
 			}
 			switch p {
@@ -290,7 +302,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				}
 				continue
 			case peekSilent:
-				wait = max(silentRecheck-now.Sub(lastRound), time.Millisecond)
+				wait = max(silentRecheck-now.Sub(l.lastRound), time.Millisecond)
 			}
 		}
 		var due <-chan time.Time
@@ -324,7 +336,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 
 // silentRecheck is how often Accept, at the limit, goes once round a line
 // whose head has sent nothing yet: a round peeks at every connection in
-// line (about 1 µs each; 4096 silent ones every 250 ms are ~2 % of a core).
+// line (a few µs each with its bookkeeping; 4096 silent ones every 250 ms
+// cost a few per cent of a core), and a client that has sent waits at most
+// this long behind silent ones.
 const silentRecheck = 250 * time.Millisecond
 
 // rotate sends w, which has sent nothing yet, to the back of the line and
