@@ -232,49 +232,18 @@ func TestConnectionLimitEvictsSilent(t *testing.T) {
 // frees, then the oldest is served first; closing the listener closes the
 // ones still waiting.
 func TestConnectionLimitParksWaiting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, _ := testLogger(t)
-	l := newLimitListener(ln, 1, "https", log)
-	defer l.Close()
-	dial := func(msg string) net.Conn {
-		t.Helper()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if _, err := io.WriteString(c, msg); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	l, dial := lineForTest(t)
 	first := dial("first")
 	var waiting []net.Conn
 	for _, msg := range []string{"second", "third", "fourth"} {
 		waiting = append(waiting, dial(msg))
 	}
-	deadline := time.Now().Add(wait)
-	for len(l.waiting) < 4 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := len(l.waiting); n != 4 {
-		t.Fatalf("%d of 4 connections taken from the kernel before any Accept, want all", n)
-	}
+	waitLine(t, l, 4)
 	served, err := l.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan net.Conn, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			t.Error(err)
-		}
-		got <- c
-	}()
+	got := acceptLater(t, l)
 	select {
 	case <-got:
 		t.Fatal("a waiting connection was served at the limit")
@@ -316,61 +285,14 @@ func TestConnectionLimitParksWaiting(t *testing.T) {
 // of CPU in a boot storm, or a silent client): that one goes to the back of
 // the line, still open, and is served later.
 func TestConnectionLimitCutsNobodyForSilence(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, _ := testLogger(t)
-	l := newLimitListener(ln, 1, "https", log)
-	defer l.Close()
-	dial := func(msg string) net.Conn {
-		t.Helper()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if msg != "" {
-			if _, err := io.WriteString(c, msg); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return c
-	}
-	idle := dial("idle")
-	served, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer served.Close()
-	l.connState(served, http.StateIdle)
-	l.mu.Lock()
-	for c, times := range l.conns { // idle for long enough to be closed
-		times.idleSince = time.Now().Add(-2 * minIdle)
-		l.conns[c] = times
-	}
-	l.mu.Unlock()
+	l, dial := lineForTest(t)
+	idle := idleSlotForTest(t, l, dial)
 	silent := dial("")
-	deadline := time.Now().Add(wait)
-	for len(l.waiting) < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitLine(t, l, 1)
 	dial("speaks")
-	for len(l.waiting) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := len(l.waiting); n != 2 {
-		t.Fatalf("%d of 2 connections waiting", n)
-	}
+	waitLine(t, l, 2)
 	time.Sleep(50 * time.Millisecond) // "speaks" has its bytes in the socket
-	got := make(chan net.Conn, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			t.Error(err)
-		}
-		got <- c
-	}()
+	got := acceptLater(t, l)
 	var next net.Conn
 	select {
 	case next = <-got:
@@ -400,34 +322,9 @@ func TestConnectionLimitCutsNobodyForSilence(t *testing.T) {
 // limit behind a client that has sent nothing (whom it keeps sending to the
 // back of the line), and closes that client's connection.
 func TestConnectionLimitCloseWhileWaiting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, _ := testLogger(t)
-	l := newLimitListener(ln, 1, "https", log)
-	first, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	served, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer served.Close()
-	l.connState(served, http.StateIdle)
-	l.mu.Lock()
-	for c, times := range l.conns {
-		times.idleSince = time.Now().Add(-2 * minIdle)
-		l.conns[c] = times
-	}
-	l.mu.Unlock()
-	silent, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
+	l, dial := lineForTest(t)
+	idleSlotForTest(t, l, dial)
+	silent := dial("")
 	accepted := make(chan error, 1)
 	go func() {
 		c, err := l.Accept()
@@ -456,4 +353,77 @@ func TestConnectionLimitCloseWhileWaiting(t *testing.T) {
 	if _, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("the waiting connection was left open: %v", err)
 	}
+}
+
+// lineForTest returns a limit listener of one slot on 127.0.0.1 (closed at
+// the end of the test) and a dial that connects to it and sends msg, if any.
+func lineForTest(t *testing.T) (*limitListener, func(msg string) net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := testLogger(t)
+	l := newLimitListener(ln, 1, "https", log)
+	t.Cleanup(func() { l.Close() })
+	return l, func(msg string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if msg != "" {
+			if _, err := io.WriteString(c, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+}
+
+// idleSlotForTest fills l's slot with a connection idle for long enough to
+// be closed for a newcomer, and returns its client side.
+func idleSlotForTest(t *testing.T, l *limitListener, dial func(string) net.Conn) net.Conn {
+	t.Helper()
+	client := dial("idle")
+	served, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { served.Close() })
+	l.connState(served, http.StateIdle)
+	l.mu.Lock()
+	for c, times := range l.conns {
+		times.idleSince = time.Now().Add(-2 * minIdle)
+		l.conns[c] = times
+	}
+	l.mu.Unlock()
+	return client
+}
+
+// waitLine waits until n connections are in l's line, taken from the kernel.
+func waitLine(t *testing.T, l *limitListener, n int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for len(l.waiting) < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := len(l.waiting); got != n {
+		t.Fatalf("%d of %d connections in line, want all, taken from the kernel before any Accept", got, n)
+	}
+}
+
+// acceptLater runs l.Accept in the background; its connection arrives on the
+// channel (nil, with the test failed, on an error).
+func acceptLater(t *testing.T, l *limitListener) <-chan net.Conn {
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	return got
 }
