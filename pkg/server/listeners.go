@@ -147,8 +147,10 @@ func (m *multiListener) acceptLoop(l net.Listener) {
 			return
 		}
 		if err != nil {
+			// Out of descriptors or memory passes: the limit listener above
+			// waits it out (park), so this socket must not stop for good.
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.As(err, &ne) && ne.Timeout() || outOfResources(err) {
 				continue
 			}
 			return
