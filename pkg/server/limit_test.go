@@ -355,6 +355,52 @@ func TestConnectionLimitCloseWhileWaiting(t *testing.T) {
 	}
 }
 
+// TestConnectionLimitSilentFlood: an unauthenticated client that opens many
+// connections and sends nothing does not keep a guest behind them out: at
+// the limit the guest that has sent its ClientHello gets the idle slot in
+// one round of the line, well before any of the silent ones could be
+// closed, and none of them is served or closed meanwhile.
+func TestConnectionLimitSilentFlood(t *testing.T) {
+	const flood = 200
+	l, dial := lineForTest(t)
+	idle := idleSlotForTest(t, l, dial)
+	var silent []net.Conn
+	for range flood {
+		silent = append(silent, dial(""))
+	}
+	waitLine(t, l, flood)
+	start := time.Now()
+	dial("guest")
+	waitLine(t, l, flood+1)
+	got := acceptLater(t, l)
+	var next net.Conn
+	select {
+	case next = <-got:
+	case <-time.After(wait):
+		t.Fatalf("the guest behind %d silent connections was not served", flood)
+	}
+	defer next.Close()
+	if took := time.Since(start); took >= minSilent/2 {
+		t.Errorf("the guest waited %v behind the silent ones, want one round of the line (well under minSilent, %v)", took, minSilent)
+	}
+	b := make([]byte, 16)
+	next.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := next.Read(b); err != nil || string(b[:n]) != "guest" {
+		t.Fatalf("served %q, %v; want the guest", b[:n], err)
+	}
+	idle.SetReadDeadline(time.Now().Add(wait))
+	if _, err := idle.Read(b); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the idle connection was not closed for the guest: %v", err)
+	}
+	if n := len(l.waiting); n != flood {
+		t.Errorf("%d connections in line, want the %d silent ones", n, flood)
+	}
+	silent[0].SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := silent[0].Read(b); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a silent connection: %v, want it left waiting, open", err)
+	}
+}
+
 // lineForTest returns a limit listener of one slot on 127.0.0.1 (closed at
 // the end of the test) and a dial that connects to it and sends msg, if any.
 func lineForTest(t *testing.T) (*limitListener, func(msg string) net.Conn) {
@@ -392,6 +438,9 @@ func idleSlotForTest(t *testing.T, l *limitListener, dial func(string) net.Conn)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { served.Close() })
+	if _, err := served.Read(make([]byte, 16)); err != nil { // heard: no longer silent
+		t.Fatal(err)
+	}
 	l.connState(served, http.StateIdle)
 	l.mu.Lock()
 	for c, times := range l.conns {
