@@ -142,9 +142,9 @@ func newLimitListener(l net.Listener, max int, name string, log *slog.Logger) *l
 // alone, no overflow and 126–255 cut; with the check too, 3–45 cut in five
 // storms (guests of the load tool, starved of CPU, that sent nothing for 2 s
 // after they were served), the last licence at 55–61 s as before, peak
-// resident memory 38.0–39.0 MB against 34.8–35.3. Closing a silent head of the line
-// instead of sending it to the back cut 2207: in a storm many of the tool's
-// guests send their ClientHello seconds after they connected.
+// resident memory 38.0–39.0 MB against 34.8–35.3. Closing a silent head of
+// the line instead of sending it to the back cut 2207: in a storm many of
+// the tool's guests send their ClientHello seconds after they connected.
 func (l *limitListener) park() {
 	defer l.parked.Done()
 	backoff := time.Duration(0)
