@@ -85,6 +85,9 @@ func New(c Config) (*API, error) {
 		a.bodyTimeout = DefaultBodyTimeout
 	}
 	a.metrics = metrics.New(c.Version, c.Commit, a.metricsSnapshot)
+	if s, ok := c.Store.(store.SyncObserver); ok { // bbolt: its disk time per commit
+		s.ObserveSyncs(a.metrics.StoreSyncs())
+	}
 	a.router = a.newRouter()
 	return a, nil
 }

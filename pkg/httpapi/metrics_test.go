@@ -190,6 +190,18 @@ func TestMetricsMoveWithJourney(t *testing.T) {
 	} else if _, ok := after["dls_store_file_bytes"]; ok {
 		t.Error("dls_store_file_bytes on a store that is no file")
 	}
+	// The store's disk time: on bbolt, at least one commit per write of the
+	// journey (register, 4 creates, renew, return, return all, shutdown;
+	// the health check and the refused renewal commit too); PostgreSQL
+	// syncs on its server and has no such series.
+	syncs := "dls_store_sync_duration_seconds_count"
+	if _, isFile := f.db.(*store.DB); isFile {
+		if got := after[syncs] - before[syncs]; got < 9 || after["dls_store_sync_duration_seconds_sum"] <= 0 {
+			t.Errorf("%s moved by %v (sum %v), want at least 9 and a sum > 0", syncs, got, after["dls_store_sync_duration_seconds_sum"])
+		}
+	} else if _, ok := after[syncs]; ok {
+		t.Errorf("%s on a store that does not time its syncs", syncs)
+	}
 	if after["go_goroutines"] == 0 || after["process_resident_memory_bytes"] == 0 {
 		t.Error("no Go runtime or process metrics")
 	}

@@ -59,3 +59,35 @@ func TestResult(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreSyncs: no sync series until the store asks for it; then each
+// observation lands in its bucket, with HELP/TYPE lines, in seconds.
+func TestStoreSyncs(t *testing.T) {
+	m := New("1.0", "abc", nil)
+	var b bytes.Buffer
+	m.WritePrometheus(&b)
+	if strings.Contains(b.String(), StoreSyncDuration) {
+		t.Fatal("sync histogram written before StoreSyncs was called")
+	}
+	observe := m.StoreSyncs()
+	observe(400 * time.Microsecond)
+	observe(1200 * time.Microsecond)
+	observe(3 * time.Second) // past the last bound: +Inf only
+	b.Reset()
+	m.WritePrometheus(&b)
+	out := b.String()
+	for _, want := range []string{
+		"# TYPE dls_store_sync_duration_seconds histogram",
+		`dls_store_sync_duration_seconds_bucket{le="0.0003"} 0`,
+		`dls_store_sync_duration_seconds_bucket{le="0.0005"} 1`,
+		`dls_store_sync_duration_seconds_bucket{le="0.001"} 1`,
+		`dls_store_sync_duration_seconds_bucket{le="0.0015"} 2`,
+		`dls_store_sync_duration_seconds_bucket{le="1"} 2`,
+		`dls_store_sync_duration_seconds_bucket{le="+Inf"} 3`,
+		"dls_store_sync_duration_seconds_count 3",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+}

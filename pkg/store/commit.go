@@ -166,7 +166,7 @@ func (db *DB) commitGroup(group []*writer) []error {
 	for len(rest) > 0 {
 		failed := -1
 		db.commits.Add(1)
-		err := db.bdb.Update(func(tx *bolt.Tx) error {
+		err := db.update(func(tx *bolt.Tx) error {
 			for j, i := range rest {
 				if err := safeCall(group[i].fn, tx); err != nil {
 					failed = j
@@ -183,7 +183,7 @@ func (db *DB) commitGroup(group []*writer) []error {
 		}
 		i := rest[failed]
 		db.commits.Add(1)
-		errs[i] = db.bdb.Update(func(tx *bolt.Tx) error { return safeCall(group[i].fn, tx) })
+		errs[i] = db.update(func(tx *bolt.Tx) error { return safeCall(group[i].fn, tx) })
 		rest = append(rest[:failed], rest[failed+1:]...)
 	}
 	return errs

@@ -81,7 +81,7 @@ func (db *DB) Import(origins []Origin, leases []Lease) (Imported, error) {
 	}
 
 	var res Imported
-	err := db.bdb.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		res = Imported{}
 		ob, err := bucket(tx, originsBucket)
 		if err != nil {

@@ -343,7 +343,7 @@ func (db *DB) DeleteLease(ref string) error {
 	if err := checkRef("lease", ref); err != nil {
 		return fmt.Errorf("delete lease %q: %w", ref, err)
 	}
-	err := db.bdb.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		lb, ib, err := leaseBuckets(tx)
 		if err != nil {
 			return err
@@ -417,7 +417,7 @@ func (db *DB) DeleteExpired(before time.Time) ([]string, error) {
 		}
 		if len(refs) > 0 {
 			var out []string
-			err = db.bdb.Update(func(tx *bolt.Tx) error {
+			err = db.update(func(tx *bolt.Tx) error {
 				out = out[:0]
 				lb, ib, err := leaseBuckets(tx)
 				if err != nil {

@@ -174,7 +174,7 @@ func (db *DB) Origins() ([]Origin, error) {
 // left the leases behind) and says how many of each it removed. It is an
 // operator action and commits on its own. Safe for concurrent use.
 func (db *DB) DeleteOrigins() (origins, leases int, err error) {
-	err = db.bdb.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		counts := make([]int, 0, 3)
 		for _, name := range [][]byte{originsBucket, leasesBucket, originLeasesBucket} {
 			b, err := bucket(tx, name)

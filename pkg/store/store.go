@@ -49,6 +49,8 @@ type DB struct {
 	limits    Limits      // bounds on what guests may store (limits.go)
 	checking  atomic.Bool // a Check is running (see Check)
 	committer             // group commit of the request-path writes (commit.go)
+	// onSync is the ObserveSyncs function (syncs.go), nil when none.
+	onSync atomic.Pointer[func(time.Duration)]
 	// viaBatch is set by benchmarks only (export_test.go): commit goes
 	// through bbolt's Batch instead, to compare both in one run.
 	viaBatch bool
@@ -163,7 +165,7 @@ func (db *DB) markCounted() error {
 	if err != nil || exact {
 		return err
 	}
-	return db.bdb.Update(markCountsExact)
+	return db.update(markCountsExact)
 }
 
 // Path returns the file name given to [Open], for logs and status pages.
@@ -226,7 +228,7 @@ func (db *DB) check(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
-	err = db.bdb.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, metaBucket)
 		if err != nil {
 			return err

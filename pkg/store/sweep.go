@@ -21,7 +21,7 @@ func (db *DB) DeleteIdleOrigins(before time.Time) ([]string, error) {
 		return nil, fmt.Errorf("delete idle origins: %w", err)
 	}
 	deleted := []string{}
-	err := db.bdb.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		deleted = deleted[:0]
 		ob, err := bucket(tx, originsBucket)
 		if err != nil {
