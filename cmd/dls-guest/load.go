@@ -24,7 +24,8 @@ const loadUsage = `usage: dls-guest load -url URL [flags]
 
 load drives a DLS server with many guests, bounded in time and count, and
 prints ops/s, latency percentiles, errors by cause and, given the server's
-PID (-pid) or command line (-exec), its CPU time per op and its memory.
+PID (-pid) or command line (-exec), its CPU time per op, its memory and,
+from its /-/metrics, how long its store's commits waited for the disk.
 The last line ("result k=v …") is for scripts. Only loopback targets unless
 -allow-remote.
 
@@ -106,7 +107,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	debug.SetGCPercent(400)
 	base := strings.TrimRight(*baseURL, "/")
 	l := &guest.Load{Mode: *mode, BaseURL: base, Guests: *guests, Duration: *duration, Count: *count,
-		PID: *pid, IdleAfter: *idleAfter, Timeout: *timeout,
+		PID: *pid, ServerSyncs: true, IdleAfter: *idleAfter, Timeout: *timeout,
 		TLS: tlsCfg}
 
 	var ready time.Duration
@@ -184,6 +185,11 @@ func printReport(w io.Writer, r *guest.LoadReport, ready time.Duration) {
 			fmt.Sprintf("rss_before_mb=%.1f", mb(s.RSSBefore)), fmt.Sprintf("rss_peak_mb=%.1f", mb(s.PeakRSS)),
 			fmt.Sprintf("hwm_mb=%.1f", mb(s.HWM)), fmt.Sprintf("rss_after_mb=%.1f", mb(s.RSSAfter)),
 			fmt.Sprintf("anon_after_mb=%.1f", mb(s.AnonAfter)), fmt.Sprintf("file_after_mb=%.1f", mb(s.FileAfter)))
+	}
+	if s := r.Syncs; s != nil {
+		fmt.Fprintf(w, "server: %d store syncs, p50 %.2f ms, p99 %.2f ms (its dls_store_sync_duration_seconds, in the measured phase)\n",
+			s.N, ms(s.P50), ms(s.P99))
+		kv = append(kv, fmt.Sprintf("syncs=%d", s.N), fmt.Sprintf("sync_p50_ms=%.2f", ms(s.P50)), fmt.Sprintf("sync_p99_ms=%.2f", ms(s.P99)))
 	}
 	fmt.Fprintln(w, "result", strings.Join(kv, " "))
 }

@@ -50,6 +50,11 @@ type Load struct {
 	// PID, when not 0, is the server's process: its CPU time and memory are
 	// read from /proc before, during and after the measured phase.
 	PID int
+	// ServerSyncs, with PID, also reads the server's store sync histogram
+	// (GET /-/metrics) just before and just after the measured phase, for
+	// [LoadReport.Syncs]; the server's CPU is read inside those two
+	// scrapes, so they do not count in it.
+	ServerSyncs bool
 	// IdleAfter, with PID, is how long to wait after the run before reading
 	// the server's resident memory again ("idle after").
 	IdleAfter time.Duration
@@ -73,6 +78,10 @@ type LoadReport struct {
 	// granted.
 	LastLicence time.Duration
 	Server      *ServerUsage // nil without PID
+	// Syncs is what the server's store sync histogram counted in the
+	// measured phase; nil without ServerSyncs, or when the server has no
+	// such histogram (PostgreSQL, an older version).
+	Syncs *StoreSyncs
 	// ToolCPU is this process's own CPU time in the measured phase: on the
 	// server's machine, what the load took from the server's cores.
 	ToolCPU time.Duration
@@ -302,6 +311,15 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 
 	var sampler *rssSampler
 	var before procSample
+	var syncsBefore []bucket
+	var scraper *http.Client
+	if l.PID != 0 && l.ServerSyncs {
+		var hs atomic.Int64
+		var g atomic.Uint32
+		c, tr := l.loadClient(&hs, &g)
+		scraper, transports = c, append(transports, tr)
+		syncsBefore, _ = scrapeSyncs(ctx, scraper, l.BaseURL)
+	}
 	if l.PID != 0 {
 		var err error
 		if before, err = readProc(l.PID); err != nil {
@@ -391,6 +409,11 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load: server pid: %w", err)
+		}
+		if syncsBefore != nil {
+			if syncsAfter, ok := scrapeSyncs(ctx, scraper, l.BaseURL); ok {
+				rep.Syncs = syncsBetween(syncsBefore, syncsAfter)
+			}
 		}
 		u := &ServerUsage{
 			User:        after.user - before.user,
