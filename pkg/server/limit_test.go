@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -399,6 +400,62 @@ func TestConnectionLimitSilentFlood(t *testing.T) {
 	if _, err := silent[0].Read(b); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("a silent connection: %v, want it left waiting, open", err)
 	}
+}
+
+// TestConnectionLimitFullLine: a line full of connections that never speak
+// (maxWaiting of them, more behind them in the kernel's queue) holds a guest
+// that has spoken for about minSilent at most: at the head of a full line a
+// connection silent for that long is closed instead of going to the back,
+// and the guest, behind them all, is then served in one round. Before that,
+// nobody is cut for them (the idle slot stays open while they are young).
+func TestConnectionLimitFullLine(t *testing.T) {
+	const behind = 32 // in the kernel's queue, past the full line
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if need := uint64(2*(maxWaiting+behind) + 512); lim.Cur < need { // both ends of each connection
+		raised := syscall.Rlimit{Cur: need, Max: max(need, lim.Max)} // above Max: root only
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
+			t.Skipf("needs %d file descriptors, the limit is %d and cannot be raised: %v", need, lim.Cur, err)
+		}
+	}
+	l, dial := lineForTest(t)
+	idle := idleSlotForTest(t, l, dial)
+	var silent []net.Conn
+	for range maxWaiting + behind {
+		silent = append(silent, dial(""))
+	}
+	waitLine(t, l, maxWaiting)
+	start := time.Now()
+	dial("guest")
+	got := acceptLater(t, l)
+
+	b := make([]byte, 16)
+	idle.SetReadDeadline(time.Now().Add(minSilent / 2))
+	if _, err := idle.Read(b); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the idle connection, while the line ahead of the guest was young: %v, want it left open", err)
+	}
+	var next net.Conn
+	select {
+	case next = <-got:
+	case <-time.After(minSilent + wait):
+		t.Fatalf("the guest behind a full line of %d silent connections was not served within %v", maxWaiting, minSilent+wait)
+	}
+	defer next.Close()
+	took := time.Since(start)
+	next.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := next.Read(b); err != nil || string(b[:n]) != "guest" {
+		t.Fatalf("served %q, %v; want the guest", b[:n], err)
+	}
+	if took < minSilent/2 { // the last silent ones connected just before start
+		t.Errorf("the guest was served after %v, before the silent ones ahead of it were silent for minSilent (%v)", took, minSilent)
+	}
+	silent[0].SetReadDeadline(time.Now().Add(wait))
+	if _, err := silent[0].Read(b); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the first silent connection: %v, want it closed at the head of the full line", err)
+	}
+	t.Logf("guest served after %v behind %d silent connections", took, maxWaiting+behind)
 }
 
 // lineForTest returns a limit listener of one slot on 127.0.0.1 (closed at
