@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -272,4 +274,120 @@ func TestListen(t *testing.T) {
 		t.Fatal("Listen without https address succeeded")
 	}
 	ls.Close()
+}
+
+// TestMergedListenerOutOfFiles: a socket of a multi-socket unit (merge)
+// that runs out of file descriptors reports it and keeps accepting once
+// descriptors are free again: the connection that waited on it is served.
+// Its accept loop used to stop for good on any error but a timeout, so the
+// socket stayed deaf until a restart while the limit listener above waited
+// the error out. Not parallel: it lowers the process's file limit.
+func TestMergedListenerOutOfFiles(t *testing.T) {
+	var l1, l2 net.Listener
+	for _, l := range []*net.Listener{&l1, &l2} {
+		var err error
+		if *l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waiting, err := net.Dial("tcp", l1.Addr().String()) // in l1's queue, not yet accepted
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiting.Close()
+
+	// No descriptor left: a limit just above the highest open one, and
+	// every free number below it taken.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	highest := 0
+	for _, fd := range fds {
+		if n, err := strconv.Atoi(fd.Name()); err == nil && n > highest {
+			highest = n
+		}
+	}
+	low := lim
+	low.Cur = uint64(highest + 1)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer restore()
+	var fillers []*os.File
+	defer func() {
+		for _, f := range fillers {
+			f.Close()
+		}
+	}()
+	for range highest + 1 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, f)
+	}
+
+	m := merge([]net.Listener{l1, l2})
+	defer m.Close()
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	results := make(chan accepted, 8)
+	go func() {
+		for {
+			c, err := m.Accept()
+			results <- accepted{c, err}
+			if err != nil && !outOfResources(err) {
+				return
+			}
+		}
+	}()
+	select {
+	case r := <-results:
+		if !errors.Is(r.err, syscall.EMFILE) {
+			t.Fatalf("Accept with no descriptor left: %v, %v; want EMFILE", r.c, r.err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Accept with no descriptor left did not report it")
+	}
+	restore()
+	for _, f := range fillers {
+		f.Close()
+	}
+	fillers = nil
+
+	deadline := time.After(wait)
+	for {
+		select {
+		case r := <-results:
+			if r.err != nil {
+				if outOfResources(r.err) {
+					continue // reported before the descriptors came back
+				}
+				t.Fatalf("Accept after descriptors came back: %v", r.err)
+			}
+			defer r.c.Close()
+			if got, want := r.c.RemoteAddr().String(), waiting.LocalAddr().String(); got != want {
+				t.Fatalf("accepted %s, want the connection that waited on the socket that ran out (%s)", got, want)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the socket that ran out of descriptors accepts no more: its waiting connection was never served")
+		}
+	}
 }
