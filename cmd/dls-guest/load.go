@@ -107,7 +107,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	debug.SetGCPercent(400)
 	base := strings.TrimRight(*baseURL, "/")
 	l := &guest.Load{Mode: *mode, BaseURL: base, Guests: *guests, Duration: *duration, Count: *count,
-		PID: *pid, ServerSyncs: true, IdleAfter: *idleAfter, Timeout: *timeout,
+		PID: *pid, IdleAfter: *idleAfter, Timeout: *timeout,
 		TLS: tlsCfg}
 
 	var ready time.Duration

@@ -24,7 +24,7 @@ func TestLoadReadsStoreSyncs(t *testing.T) {
 
 	const renewals = 25
 	l := &guest.Load{Mode: guest.LoadRenew, BaseURL: base, Guests: 1, Count: renewals, Duration: time.Minute,
-		PID: d.cmd.Process.Pid, ServerSyncs: true, TLS: &tls.Config{InsecureSkipVerify: true}}
+		PID: d.cmd.Process.Pid, TLS: &tls.Config{InsecureSkipVerify: true}}
 	rep, err := l.Run(testContext(t))
 	if err != nil {
 		t.Fatal(err)

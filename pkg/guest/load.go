@@ -48,13 +48,11 @@ type Load struct {
 	Duration time.Duration
 	Count    int
 	// PID, when not 0, is the server's process: its CPU time and memory are
-	// read from /proc before, during and after the measured phase.
+	// read from /proc before, during and after the measured phase, and its
+	// store sync histogram (GET /-/metrics) just before and just after it,
+	// for [LoadReport.Syncs] (the CPU is read inside those two scrapes, so
+	// they do not count in it).
 	PID int
-	// ServerSyncs, with PID, also reads the server's store sync histogram
-	// (GET /-/metrics) just before and just after the measured phase, for
-	// [LoadReport.Syncs]; the server's CPU is read inside those two
-	// scrapes, so they do not count in it.
-	ServerSyncs bool
 	// IdleAfter, with PID, is how long to wait after the run before reading
 	// the server's resident memory again ("idle after").
 	IdleAfter time.Duration
@@ -79,7 +77,7 @@ type LoadReport struct {
 	LastLicence time.Duration
 	Server      *ServerUsage // nil without PID
 	// Syncs is what the server's store sync histogram counted in the
-	// measured phase; nil without ServerSyncs, or when the server has no
+	// measured phase; nil without PID, or when the server has no
 	// such histogram (PostgreSQL, an older version).
 	Syncs *StoreSyncs
 	// ToolCPU is this process's own CPU time in the measured phase: on the
@@ -313,14 +311,12 @@ func (l *Load) Run(ctx context.Context) (*LoadReport, error) {
 	var before procSample
 	var syncsBefore []bucket
 	var scraper *http.Client
-	if l.PID != 0 && l.ServerSyncs {
+	if l.PID != 0 {
 		var hs atomic.Int64
 		var g atomic.Uint32
 		c, tr := l.loadClient(&hs, &g)
 		scraper, transports = c, append(transports, tr)
 		syncsBefore, _ = scrapeSyncs(ctx, scraper, l.BaseURL)
-	}
-	if l.PID != 0 {
 		var err error
 		if before, err = readProc(l.PID); err != nil {
 			return nil, fmt.Errorf("load: server pid: %w", err)
