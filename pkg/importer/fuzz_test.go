@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -33,7 +34,8 @@ func FuzzParseTime(f *testing.F) {
 
 // FuzzReadDatabase: whatever bytes sit in the file, ReadDatabase returns an
 // error naming the file or a database, never panics, and never writes the
-// file. Seeds: a real FastAPI-DLS database of each schema, cut short and
+// file; and where both the reader and SQLite itself (its quick_check
+// passing) read a table, they read the same rows. Seeds: a real FastAPI-DLS database of each schema, cut short and
 // with bytes flipped.
 func FuzzReadDatabase(f *testing.F) {
 	for _, ddl := range []string{leaseDDL2, leaseDDL10} {
@@ -62,6 +64,23 @@ func FuzzReadDatabase(f *testing.F) {
 		}
 		if err == nil && db == nil {
 			t.Fatal("no error and no database")
+		}
+		if err == nil {
+			for _, q := range []struct {
+				table string
+				cols  []string
+			}{{"origin", originColumns}, {"lease", leaseColumns}} {
+				want, werr := sqliteRows(path, q.table, q.cols...)
+				if werr != nil {
+					continue
+				}
+				f, _ := readSQLite(context.Background(), path)
+				tbl, _ := f.table(q.table)
+				got, gerr := f.rows(context.Background(), tbl, q.cols...)
+				if gerr != nil || !reflect.DeepEqual(got, want) {
+					t.Fatalf("table %s: the reader read %v (%v), SQLite %v", q.table, got, gerr, want)
+				}
+			}
 		}
 		after, rerr := os.ReadFile(path)
 		if rerr != nil || !bytes.Equal(after, b) {

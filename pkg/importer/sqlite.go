@@ -3,20 +3,15 @@ package importer
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
-
-	// The pure-Go SQLite driver: the binary stays static (CGO_ENABLED=0).
-	_ "modernc.org/sqlite"
 )
 
 // ErrNotSQLite reports a file that is not an SQLite database at all.
@@ -55,8 +50,8 @@ type Database struct {
 var sqliteMagic = []byte("SQLite format 3\x00")
 
 // ReadDatabase reads the FastAPI-DLS SQLite file at path, read-only (the file
-// and its directory are never written), checks its integrity first and
-// converts every row. Any problem (not SQLite, corrupt, truncated, a missing
+// and its directory are never written), under SQLite's shared lock, checking
+// the structure of every page it reads, and converts every row. Any problem (not SQLite, corrupt, truncated, a missing
 // table or column, a NULL where FastAPI-DLS has NOT NULL, a bad timestamp) is
 // an error that names the file. now is the time given to origins without
 // leases. In a 1.0 database a lease_ref may appear under two origins; the
@@ -78,37 +73,36 @@ func readDatabase(ctx context.Context, path string, now time.Time) (*Database, e
 	if err := checkMagic(abs); err != nil {
 		return nil, err
 	}
-	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: "mode=ro"}).String()
-	sdb, err := sql.Open("sqlite", dsn)
+	file, err := readSQLite(ctx, abs)
 	if err != nil {
 		return nil, err
 	}
-	defer sdb.Close()
-	sdb.SetMaxOpenConns(1)
-
-	var check string
-	if err := sdb.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&check); err != nil {
-		return nil, fmt.Errorf("integrity check: %w", err)
-	}
-	if check != "ok" {
-		return nil, fmt.Errorf("integrity check: %s", check)
-	}
-
-	// One read transaction: origins and leases from the same moment.
-	tx, err := sdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-
 	out := &Database{Path: path}
-	if out.Schema, err = schema(ctx, tx); err != nil {
+	origins, err := file.table("origin")
+	if err == nil && origins == nil {
+		err = errors.New(`no table "origin" (not a FastAPI-DLS database?)`)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := readOrigins(ctx, tx, out); err != nil {
+	leases, err := file.table("lease")
+	if err == nil && leases == nil {
+		err = errors.New(`no table "lease" (not a FastAPI-DLS database?)`)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if err := readLeases(ctx, tx, out); err != nil {
+	// The two layouts differ in the lease table's primary key.
+	out.Schema = Schema2
+	for _, c := range leases.columns {
+		if strings.EqualFold(c.name, "origin_ref") && c.pk > 0 {
+			out.Schema = Schema10
+		}
+	}
+	if err := readOrigins(ctx, file, origins, out); err != nil {
+		return nil, err
+	}
+	if err := readLeases(ctx, file, leases, out); err != nil {
 		return nil, err
 	}
 	first := map[string]time.Time{}
@@ -146,97 +140,53 @@ func checkMagic(path string) error {
 	return nil
 }
 
-// schema tells the two FastAPI-DLS layouts apart by the primary key of the
-// lease table, and checks that both tables exist.
-func schema(ctx context.Context, tx *sql.Tx) (Schema, error) {
-	pk := map[string]map[string]int{"origin": {}, "lease": {}}
-	for table := range pk {
-		rows, err := tx.QueryContext(ctx, "SELECT name, pk FROM pragma_table_info(?)", table)
-		if err != nil {
-			return "", fmt.Errorf("read table %s: %w", table, err)
-		}
-		for rows.Next() {
-			var name string
-			var n int
-			if err := rows.Scan(&name, &n); err != nil {
-				rows.Close()
-				return "", fmt.Errorf("read table %s: %w", table, err)
-			}
-			pk[table][name] = n
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return "", fmt.Errorf("read table %s: %w", table, err)
-		}
-		if len(pk[table]) == 0 {
-			return "", fmt.Errorf("no table %q (not a FastAPI-DLS database?)", table)
-		}
-	}
-	if pk["lease"]["origin_ref"] > 0 {
-		return Schema10, nil
-	}
-	return Schema2, nil
-}
+// originColumns and leaseColumns are what an import reads of each table,
+// in this order.
+var (
+	originColumns = []string{"origin_ref", "hostname", "guest_driver_version", "os_platform", "os_version"}
+	leaseColumns  = []string{"lease_ref", "origin_ref", "lease_created", "lease_expires", "lease_updated"}
+)
 
-func readOrigins(ctx context.Context, tx *sql.Tx, out *Database) error {
-	rows, err := tx.QueryContext(ctx, `SELECT origin_ref, hostname, guest_driver_version, os_platform, os_version
-		FROM origin ORDER BY rowid`)
+func readOrigins(ctx context.Context, file *sqliteFile, t *table, out *Database) error {
+	rows, err := file.rows(ctx, t, originColumns...)
 	if err != nil {
 		return fmt.Errorf("read table origin: %w", err)
 	}
-	defer rows.Close()
-	for n := 1; rows.Next(); n++ {
-		var ref, host, driver, platform, version sql.NullString
-		if err := rows.Scan(&ref, &host, &driver, &platform, &version); err != nil {
-			return fmt.Errorf("table origin, row %d: %w", n, err)
+	for n, r := range rows {
+		if !r[0].valid || r[0].s == "" {
+			return fmt.Errorf("table origin, row %d: origin_ref is empty", n+1)
 		}
-		if !ref.Valid || ref.String == "" {
-			return fmt.Errorf("table origin, row %d: origin_ref is empty", n)
-		}
-		out.Origins = append(out.Origins, store.Origin{Ref: ref.String, Hostname: host.String,
-			GuestDriverVersion: driver.String, OSPlatform: platform.String, OSVersion: version.String})
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read table origin: %w", err)
+		out.Origins = append(out.Origins, store.Origin{Ref: r[0].s, Hostname: r[1].s,
+			GuestDriverVersion: r[2].s, OSPlatform: r[3].s, OSVersion: r[4].s})
 	}
 	return nil
 }
 
-func readLeases(ctx context.Context, tx *sql.Tx, out *Database) error {
-	// CAST: the driver would turn DATETIME columns into time.Time its own
-	// way; ParseTime reads FastAPI-DLS's text exactly.
-	rows, err := tx.QueryContext(ctx, `SELECT lease_ref, origin_ref,
-		CAST(lease_created AS TEXT), CAST(lease_expires AS TEXT), CAST(lease_updated AS TEXT)
-		FROM lease ORDER BY rowid`)
+func readLeases(ctx context.Context, file *sqliteFile, t *table, out *Database) error {
+	rows, err := file.rows(ctx, t, leaseColumns...)
 	if err != nil {
 		return fmt.Errorf("read table lease: %w", err)
 	}
-	defer rows.Close()
 	seen := map[string]string{}
-	for n := 1; rows.Next(); n++ {
-		var ref, origin, created, expires, updated sql.NullString
-		if err := rows.Scan(&ref, &origin, &created, &expires, &updated); err != nil {
-			return fmt.Errorf("table lease, row %d: %w", n, err)
+	for n, r := range rows {
+		ref, origin := r[0], r[1]
+		if !ref.valid || ref.s == "" || !origin.valid || origin.s == "" {
+			return fmt.Errorf("table lease, row %d: lease_ref or origin_ref is empty", n+1)
 		}
-		if !ref.Valid || ref.String == "" || !origin.Valid || origin.String == "" {
-			return fmt.Errorf("table lease, row %d: lease_ref or origin_ref is empty", n)
-		}
-		l := store.Lease{Ref: ref.String, OriginRef: origin.String}
-		for _, c := range []struct {
-			name string
-			v    sql.NullString
-			t    *time.Time
-		}{{"lease_created", created, &l.Created}, {"lease_expires", expires, &l.Expires}, {"lease_updated", updated, &l.Updated}} {
-			if !c.v.Valid {
-				if c.name == "lease_updated" { // FastAPI-DLS fills it from lease_created
+		l := store.Lease{Ref: ref.s, OriginRef: origin.s}
+		for i, t := range []*time.Time{&l.Created, &l.Expires, &l.Updated} {
+			name, v := leaseColumns[2+i], r[2+i]
+			if !v.valid {
+				if name == "lease_updated" { // FastAPI-DLS fills it from lease_created
 					continue
 				}
-				return fmt.Errorf("table lease, lease %s: %s is NULL", l.Ref, c.name)
+				return fmt.Errorf("table lease, lease %s: %s is NULL", l.Ref, name)
 			}
-			t, err := ParseTime(c.v.String)
+			parsed, err := ParseTime(v.s)
 			if err != nil {
-				return fmt.Errorf("table lease, lease %s: %s: %w", l.Ref, c.name, err)
+				return fmt.Errorf("table lease, lease %s: %s: %w", l.Ref, name, err)
 			}
-			*c.t = t
+			*t = parsed
 		}
 		if other, dup := seen[l.Ref]; dup {
 			out.Skipped = append(out.Skipped, Skip{"lease", l.Ref,
@@ -245,9 +195,6 @@ func readLeases(ctx context.Context, tx *sql.Tx, out *Database) error {
 		}
 		seen[l.Ref] = l.OriginRef
 		out.Leases = append(out.Leases, l)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read table lease: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,514 @@
+package importer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// This file reads tables of an SQLite 3 database file by its documented
+// format (https://www.sqlite.org/fileformat2.html), without SQLite: the
+// daemon does not carry a whole SQL engine, whose start-up and size every
+// start of the service paid, for one read of two tables at the switch. It
+// reads what FastAPI-DLS's SQLAlchemy tables hold (rowid tables, UTF-8, a
+// rollback journal) and refuses, naming why, what it does not read: UTF-16,
+// WITHOUT ROWID or generated columns, a hot journal, an unmerged WAL file.
+// Every offset, page number and length is checked, so a damaged file is an
+// error and never a panic or a wrong row.
+
+// SQLite's locks on a database file (POSIX advisory locks on these bytes).
+const (
+	pendingByte  = 0x40000000
+	reservedByte = pendingByte + 1
+	sharedFirst  = pendingByte + 2
+	sharedSize   = 510
+)
+
+const (
+	// lockWait bounds the wait for a writer that holds the database.
+	lockWait = 2 * time.Second
+	// maxSQLiteFile bounds what is read into memory: FastAPI-DLS's files
+	// hold about 1 kB per lease.
+	maxSQLiteFile = 1 << 30
+	// maxTreeDepth is SQLite's own bound on a b-tree's depth.
+	maxTreeDepth = 20
+)
+
+// errCorrupt wraps every structural fault found in a file.
+var errCorrupt = errors.New("database disk image is malformed")
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errCorrupt, fmt.Sprintf(format, args...))
+}
+
+// sqliteFile is a whole database file, read into memory under SQLite's
+// shared lock.
+type sqliteFile struct {
+	data     []byte
+	pageSize int
+	usable   int // pageSize less the bytes reserved at each page's end
+	pages    int
+}
+
+// readSQLite reads the database at path into memory. It takes SQLite's
+// shared lock for the read, as an SQLite reader does, so that a writer
+// cannot change the file half-way (it waits up to lockWait for one that is
+// writing), and it refuses a file whose last changes are elsewhere: a hot
+// rollback journal or a non-empty WAL file. It opens path read-only and
+// writes nothing.
+func readSQLite(ctx context.Context, path string) (*sqliteFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // drops the lock
+	if err := sharedLock(ctx, f); err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if info.Size() > maxSQLiteFile {
+		return nil, fmt.Errorf("%d bytes: larger than the %d this import reads", info.Size(), maxSQLiteFile)
+	}
+	data := make([]byte, info.Size())
+	if n, err := f.ReadAt(data, 0); err != nil && !(errors.Is(err, io.EOF) && n == len(data)) {
+		return nil, err
+	}
+	file, err := parseSQLite(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkJournal(f, path); err != nil {
+		return nil, err
+	}
+	if data[18] == 2 || data[19] == 2 { // WAL mode: committed pages may sit in path-wal
+		if st, err := os.Stat(path + "-wal"); err == nil && st.Size() > 0 {
+			return nil, fmt.Errorf("in WAL mode with changes in %s-wal that are not in the database yet; "+
+				"merge them with: sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)'", path, path)
+		}
+	}
+	return file, nil
+}
+
+// sharedLock takes SQLite's SHARED lock on f (a read lock on its shared
+// byte range, taken behind a read lock on its pending byte, as SQLite's
+// unix VFS does), waiting up to lockWait while a writer holds the file.
+func sharedLock(ctx context.Context, f *os.File) error {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := trySharedLock(f.Fd())
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return errors.New("database is locked: FastAPI-DLS (or another program) is writing to it; stop it and import again")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func trySharedLock(fd uintptr) error {
+	pending := syscall.Flock_t{Type: syscall.F_RDLCK, Whence: io.SeekStart, Start: pendingByte, Len: 1}
+	if err := syscall.FcntlFlock(fd, syscall.F_SETLK, &pending); err != nil {
+		return err
+	}
+	shared := syscall.Flock_t{Type: syscall.F_RDLCK, Whence: io.SeekStart, Start: sharedFirst, Len: sharedSize}
+	err := syscall.FcntlFlock(fd, syscall.F_SETLK, &shared)
+	pending.Type = syscall.F_UNLCK
+	return errors.Join(err, syscall.FcntlFlock(fd, syscall.F_SETLK, &pending))
+}
+
+// checkJournal refuses a hot rollback journal: one left by a writer that
+// stopped mid-transaction, whose database file may hold half its changes
+// until SQLite rolls them back. As SQLite decides it: the journal is not
+// empty, does not start with a zero byte, and no writer holds the file's
+// RESERVED lock (a writer that does has not touched the database yet).
+func checkJournal(db *os.File, path string) error {
+	j, err := os.Open(path + "-journal")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	first := make([]byte, 1)
+	if n, _ := j.Read(first); n == 0 || first[0] == 0 {
+		return nil
+	}
+	reserved := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart, Start: reservedByte, Len: 1}
+	if err := syscall.FcntlFlock(db.Fd(), syscall.F_GETLK, &reserved); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if reserved.Type != syscall.F_UNLCK {
+		return nil
+	}
+	return fmt.Errorf("%s-journal holds a write that was cut off; let SQLite roll it back first "+
+		"(start FastAPI-DLS once, or: sqlite3 %s 'PRAGMA quick_check'), then import again", path, path)
+}
+
+// parseSQLite checks the database header and sizes the file into pages.
+func parseSQLite(data []byte) (*sqliteFile, error) {
+	if len(data) < 100 || string(data[:16]) != string(sqliteMagic) {
+		return nil, corrupt("no complete SQLite header")
+	}
+	ps := int(binary.BigEndian.Uint16(data[16:]))
+	if ps == 1 {
+		ps = 65536
+	}
+	if ps < 512 || ps&(ps-1) != 0 {
+		return nil, corrupt("page size %d", ps)
+	}
+	if data[18] > 2 || data[19] > 2 {
+		return nil, fmt.Errorf("file format version %d/%d is newer than this import reads", data[18], data[19])
+	}
+	usable := ps - int(data[20])
+	if usable < 480 || data[21] != 64 || data[22] != 32 || data[23] != 32 {
+		return nil, corrupt("page layout (usable %d, payload fractions %d/%d/%d)", usable, data[21], data[22], data[23])
+	}
+	switch enc := binary.BigEndian.Uint32(data[56:]); enc {
+	case 0, 1: // 0: no schema yet; 1: UTF-8
+	default:
+		return nil, fmt.Errorf("text encoding %d (UTF-16): this import reads UTF-8 databases, as FastAPI-DLS writes them", enc)
+	}
+	pages := len(data) / ps
+	if n := int(binary.BigEndian.Uint32(data[28:])); n != 0 && binary.BigEndian.Uint32(data[24:]) == binary.BigEndian.Uint32(data[92:]) {
+		if n > pages {
+			return nil, corrupt("header counts %d pages, the file holds %d", n, pages)
+		}
+		pages = n
+	}
+	if pages < 1 {
+		return nil, corrupt("file shorter than one page")
+	}
+	return &sqliteFile{data: data, pageSize: ps, usable: usable, pages: pages}, nil
+}
+
+// page returns page n (1-based), its usable bytes only.
+func (f *sqliteFile) page(n uint32) ([]byte, error) {
+	if n < 1 || int64(n) > int64(f.pages) {
+		return nil, corrupt("page %d out of range 1–%d", n, f.pages)
+	}
+	off := (int(n) - 1) * f.pageSize
+	return f.data[off : off+f.usable], nil
+}
+
+// walkTable calls fn with the rowid and payload of every row of the table
+// b-tree rooted at page root, in rowid order.
+func (f *sqliteFile) walkTable(root uint32, fn func(rowid int64, payload []byte) error) error {
+	w := treeWalk{f: f, seen: make([]bool, f.pages+1), fn: fn, last: math.MinInt64}
+	return w.visit(root, 0)
+}
+
+type treeWalk struct {
+	f     *sqliteFile
+	seen  []bool
+	fn    func(int64, []byte) error
+	last  int64
+	first bool
+}
+
+func (w *treeWalk) visit(n uint32, depth int) error {
+	p, err := w.f.page(n)
+	if err != nil {
+		return err
+	}
+	if w.seen[n] {
+		return corrupt("page %d is linked twice", n)
+	}
+	w.seen[n] = true
+	if depth > maxTreeDepth {
+		return corrupt("b-tree deeper than %d at page %d", maxTreeDepth, n)
+	}
+	h := 0
+	if n == 1 {
+		h = 100 // the database header
+	}
+	if len(p) < h+12 {
+		return corrupt("page %d too short", n)
+	}
+	var hdr int
+	switch p[h] {
+	case 0x0d: // table leaf
+		hdr = 8
+	case 0x05: // table interior
+		hdr = 12
+	default:
+		return corrupt("page %d is not a table b-tree page (type %#x)", n, p[h])
+	}
+	cells := int(binary.BigEndian.Uint16(p[h+3:]))
+	start := h + hdr + 2*cells // the first byte after the cell pointers
+	if start > len(p) {
+		return corrupt("page %d: %d cells do not fit", n, cells)
+	}
+	for i := range cells {
+		off := int(binary.BigEndian.Uint16(p[h+hdr+2*i:]))
+		if off < start || off >= len(p) {
+			return corrupt("page %d: cell %d at offset %d", n, i, off)
+		}
+		cell := p[off:]
+		if hdr == 12 {
+			if len(cell) < 4 {
+				return corrupt("page %d: cell %d cut short", n, i)
+			}
+			if err := w.visit(binary.BigEndian.Uint32(cell), depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		size, k := varint(cell)
+		rowid, k2 := varint(cell[k:])
+		if k == 0 || k2 == 0 {
+			return corrupt("page %d: cell %d cut short", n, i)
+		}
+		payload, err := w.f.payload(cell[k+k2:], size)
+		if err != nil {
+			return fmt.Errorf("page %d, cell %d: %w", n, i, err)
+		}
+		id := int64(rowid)
+		if w.first && id <= w.last {
+			return corrupt("page %d: rowid %d after %d", n, id, w.last)
+		}
+		w.first, w.last = true, id
+		if err := w.fn(id, payload); err != nil {
+			return err
+		}
+	}
+	if hdr == 12 {
+		return w.visit(binary.BigEndian.Uint32(p[h+8:]), depth+1)
+	}
+	return nil
+}
+
+// payload returns a table leaf cell's whole payload of size bytes: the part
+// in the cell, then its chain of overflow pages.
+func (f *sqliteFile) payload(cell []byte, size uint64) ([]byte, error) {
+	u := uint64(f.usable)
+	maxLocal := u - 35
+	if size <= maxLocal {
+		if uint64(len(cell)) < size {
+			return nil, corrupt("payload of %d bytes runs off its page", size)
+		}
+		return cell[:size], nil
+	}
+	if size > uint64(len(f.data)) {
+		return nil, corrupt("payload of %d bytes in a file of %d", size, len(f.data))
+	}
+	minLocal := (u-12)*32/255 - 23
+	local := minLocal + (size-minLocal)%(u-4)
+	if local > maxLocal {
+		local = minLocal
+	}
+	if uint64(len(cell)) < local+4 {
+		return nil, corrupt("payload cut short")
+	}
+	out := make([]byte, local, size)
+	copy(out, cell[:local])
+	next := binary.BigEndian.Uint32(cell[local:])
+	for uint64(len(out)) < size { // each page adds u-4 bytes: bounded by size
+		p, err := f.page(next)
+		if err != nil {
+			return nil, fmt.Errorf("overflow chain: %w", err)
+		}
+		n := min(u-4, size-uint64(len(out)))
+		out = append(out, p[4:4+n]...)
+		next = binary.BigEndian.Uint32(p)
+	}
+	return out, nil
+}
+
+// varint reads SQLite's big-endian variable-length integer (1–9 bytes);
+// 0 bytes read means b ends inside it.
+func varint(b []byte) (uint64, int) {
+	var v uint64
+	for i := range 8 {
+		if i >= len(b) {
+			return 0, 0
+		}
+		v = v<<7 | uint64(b[i]&0x7f)
+		if b[i] < 0x80 {
+			return v, i + 1
+		}
+	}
+	if len(b) < 9 {
+		return 0, 0
+	}
+	return v<<8 | uint64(b[8]), 9
+}
+
+// field is one value of a row as text, as SQL's CAST(… AS TEXT) gives it;
+// valid is false for NULL.
+type field struct {
+	s     string
+	valid bool
+}
+
+// decodeRecord splits a row's payload (SQLite's record format) into its
+// values, each as text.
+func decodeRecord(p []byte) ([]field, error) {
+	hlen, k := varint(p)
+	if k == 0 || hlen < uint64(k) || hlen > uint64(len(p)) {
+		return nil, corrupt("record header of %d bytes", hlen)
+	}
+	var types []uint64
+	for i := k; i < int(hlen); {
+		t, n := varint(p[i:int(hlen)])
+		if n == 0 {
+			return nil, corrupt("record header cut short")
+		}
+		types = append(types, t)
+		i += n
+	}
+	body := p[hlen:]
+	out := make([]field, len(types))
+	for i, t := range types {
+		var n uint64
+		switch {
+		case t == 0, t == 8, t == 9:
+		case t <= 4:
+			n = t
+		case t == 5:
+			n = 6
+		case t == 6, t == 7:
+			n = 8
+		case t >= 12:
+			n = (t - 12) / 2
+		default:
+			return nil, corrupt("record value of reserved type %d", t)
+		}
+		if n > uint64(len(body)) {
+			return nil, corrupt("record value of %d bytes runs off the record", n)
+		}
+		v := body[:n]
+		body = body[n:]
+		switch {
+		case t == 0:
+			// NULL
+		case t == 8, t == 9:
+			out[i] = field{strconv.Itoa(int(t - 8)), true}
+		case t <= 6:
+			x := int64(int8(v[0])) // big-endian two's complement, sign from the first byte
+			for _, b := range v[1:] {
+				x = x<<8 | int64(b)
+			}
+			out[i] = field{strconv.FormatInt(x, 10), true}
+		case t == 7:
+			out[i] = field{strconv.FormatFloat(math.Float64frombits(binary.BigEndian.Uint64(v)), 'g', -1, 64), true}
+		default: // text (odd) or blob (even), both read as their bytes
+			out[i] = field{string(v), true}
+		}
+	}
+	return out, nil
+}
+
+// column is what a table's CREATE TABLE says of one column.
+type column struct {
+	name       string
+	declType   string // its type name, without spaces
+	pk         int    // its place in the primary key, 0 if not in it
+	rowidAlias bool   // INTEGER PRIMARY KEY: its value is the rowid
+	hasDefault bool
+}
+
+// table is one table of the schema.
+type table struct {
+	name    string
+	root    uint32
+	columns []column
+}
+
+// table finds a table by name (as SQLite does, ASCII case-insensitive) in
+// the schema, and reads its columns from its CREATE TABLE. A missing table
+// is (nil, nil).
+func (f *sqliteFile) table(name string) (*table, error) {
+	var found *table
+	var sqlText string
+	err := f.walkTable(1, func(_ int64, payload []byte) error {
+		rec, err := decodeRecord(payload)
+		if err != nil {
+			return err
+		}
+		if len(rec) < 5 || rec[0].s != "table" || !strings.EqualFold(rec[1].s, name) {
+			return nil
+		}
+		root, err := strconv.ParseUint(rec[3].s, 10, 32)
+		if err != nil {
+			return corrupt("table %s: root page %q", name, rec[3].s)
+		}
+		found, sqlText = &table{name: rec[1].s, root: uint32(root)}, rec[4].s
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	if found == nil {
+		return nil, nil
+	}
+	if found.columns, err = parseCreateTable(sqlText); err != nil {
+		return nil, fmt.Errorf("table %s: %w", found.name, err)
+	}
+	return found, nil
+}
+
+// rows reads the named columns of every row of t, in rowid order. A row
+// written before a column was added (ALTER TABLE … ADD COLUMN) is shorter:
+// its value is NULL, or an error when that column has a DEFAULT.
+func (f *sqliteFile) rows(ctx context.Context, t *table, names ...string) ([][]field, error) {
+	idx := make([]int, len(names))
+	for i, name := range names {
+		idx[i] = -1
+		for j, c := range t.columns {
+			if strings.EqualFold(c.name, name) {
+				idx[i] = j
+			}
+		}
+		if idx[i] < 0 {
+			return nil, fmt.Errorf("no such column: %s", name)
+		}
+	}
+	var out [][]field
+	err := f.walkTable(t.root, func(rowid int64, payload []byte) error {
+		if len(out)%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		rec, err := decodeRecord(payload)
+		if err != nil {
+			return fmt.Errorf("rowid %d: %w", rowid, err)
+		}
+		row := make([]field, len(names))
+		for i, j := range idx {
+			c := t.columns[j]
+			switch {
+			case c.rowidAlias:
+				row[i] = field{strconv.FormatInt(rowid, 10), true}
+			case j < len(rec):
+				row[i] = rec[j]
+			case c.hasDefault:
+				return fmt.Errorf("rowid %d: no value for %s, which was added with a DEFAULT; this import does not read defaults", rowid, c.name)
+			}
+		}
+		out = append(out, row)
+		return nil
+	})
+	return out, err
+}

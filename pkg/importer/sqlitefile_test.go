@@ -1,0 +1,446 @@
+package importer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	// SQLite itself, in the tests only: it writes the databases the reader
+	// reads, and reads them too, as the reference the reader must match.
+	_ "modernc.org/sqlite"
+)
+
+// bySQLite reads cols of table in rowid order with SQLite itself, as the
+// import read them before it had its own reader: as database/sql gives them
+// as text, and the lease times CAST to TEXT (the driver would parse
+// DATETIME its own way). That is what sqliteFile.rows must return.
+func bySQLite(t testing.TB, path, table string, cols ...string) [][]field {
+	t.Helper()
+	rows, err := sqliteRows(path, table, cols...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// sqliteRows is bySQLite's read, which fails on a file SQLite's quick_check
+// does not pass.
+func sqliteRows(path, table string, cols ...string) ([][]field, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var check string
+	if err := db.QueryRow("PRAGMA quick_check").Scan(&check); err != nil || check != "ok" {
+		return nil, fmt.Errorf("quick_check: %q, %v", check, err)
+	}
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = c
+		if strings.HasPrefix(c, "lease_") && c != "lease_ref" {
+			exprs[i] = "CAST(" + c + " AS TEXT)"
+		}
+	}
+	rows, err := db.Query("SELECT " + strings.Join(exprs, ", ") + " FROM " + table + " ORDER BY rowid")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]field
+	for rows.Next() {
+		v := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range v {
+			ptrs[i] = &v[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		row := make([]field, len(cols))
+		for i := range v {
+			row[i] = field{v[i].String, v[i].Valid}
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
+
+// byReader reads the same with sqliteFile.
+func byReader(t testing.TB, path, name string, cols ...string) [][]field {
+	t.Helper()
+	f, err := readSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := f.table(name)
+	if err != nil || tbl == nil {
+		t.Fatalf("table %s: %v", name, err)
+	}
+	rows, err := f.rows(context.Background(), tbl, cols...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// sqliteDB writes a database with SQLite: the pragmas first, then stmts.
+func sqliteDB(t testing.TB, pragmas []string, stmts ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, s := range append(pragmas, stmts...) {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%.200s: %v", s, err)
+		}
+	}
+	return path
+}
+
+// sqliteDB2 opens an existing database with SQLite to write, and reads it.
+func sqliteDB2(t testing.TB, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM origin").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// manyLeases inserts n leases whose origins' hostnames grow to length
+// maxHost, and deletes every seventh, so that the tables span interior
+// pages, overflow chains and free pages.
+func manyLeases(n, maxHost int) []string {
+	s := []string{"BEGIN"}
+	for i := range n {
+		o := fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+		host := strings.Repeat(string(rune('a'+i%26)), 1+(i*7919)%maxHost)
+		s = append(s,
+			fmt.Sprintf(`INSERT INTO origin VALUES ('%s', '%s', '550.%d', NULL, 'v%d')`, o, host, i, i),
+			fmt.Sprintf(`INSERT INTO lease VALUES ('%08x-1111-4000-8000-%012x', '%s', '2025-05-13 10:11:12.%06d', '2025-08-11 10:11:12', '2025-05-14 00:00:00')`, i, i, o, i))
+	}
+	return append(s, `DELETE FROM lease WHERE rowid % 7 = 0`, `DELETE FROM origin WHERE rowid % 7 = 3`, "COMMIT")
+}
+
+// TestSQLiteFileMatchesSQLite: on databases SQLite wrote in every layout an
+// import can meet, the reader returns exactly the rows SQLite returns.
+func TestSQLiteFileMatchesSQLite(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		pragmas []string
+		stmts   []string
+	}{
+		{"fixture 2.x", nil, append([]string{originDDL, leaseDDL2}, fixtureRows...)},
+		{"fixture 1.0", nil, append([]string{originDDL, leaseDDL10}, fixtureRows...)},
+		{"pages of 512, three levels, overflow", []string{"PRAGMA page_size=512"},
+			append([]string{originDDL, leaseDDL2}, manyLeases(3000, 2000)...)},
+		{"pages of 4096, overflow chains", nil, append([]string{originDDL, leaseDDL2}, manyLeases(400, 20000)...)},
+		{"pages of 65536, a row of 300 kB", []string{"PRAGMA page_size=65536"},
+			append([]string{originDDL, leaseDDL2}, append(manyLeases(50, 1000),
+				`INSERT INTO origin VALUES ('f0000000-0000-4000-8000-00000000000f', '`+strings.Repeat("x", 300000)+`', NULL, NULL, NULL)`)...)},
+		{"auto_vacuum full", []string{"PRAGMA auto_vacuum=FULL", "PRAGMA page_size=1024"},
+			append([]string{originDDL, leaseDDL2}, manyLeases(500, 3000)...)},
+		{"auto_vacuum incremental, vacuumed", []string{"PRAGMA auto_vacuum=INCREMENTAL", "PRAGMA page_size=1024"},
+			append(append([]string{originDDL, leaseDDL2}, manyLeases(500, 3000)...), "PRAGMA incremental_vacuum")},
+		{"vacuumed", nil, append(append([]string{originDDL, leaseDDL2}, manyLeases(300, 5000)...), "VACUUM")},
+		// Columns without a type keep each value's own type.
+		{"values of every type", nil, []string{`CREATE TABLE origin (origin_ref, hostname, guest_driver_version, os_platform, os_version)`, leaseDDL2, `INSERT INTO origin VALUES
+			('a', 0, 1, -1, 127), ('b', 128, -129, 32767, -32769), ('c', 8388607, -8388609, 2147483647, -2147483649),
+			('d', 140737488355327, -140737488355329, 9223372036854775807, -9223372036854775808),
+			('e', 1.5, -0.25, 1e300, 6.02214076e23), ('f', x'00ff41', x'', '', NULL),
+			('g', 'ünïcødé ✓', '日本語', '''quoted''', 'tab	and
+newline')`}},
+		{"journal_mode PERSIST leaves a journal", []string{"PRAGMA journal_mode=PERSIST"}, append([]string{originDDL, leaseDDL2}, fixtureRows...)},
+		{"journal_mode TRUNCATE leaves an empty one", []string{"PRAGMA journal_mode=TRUNCATE"}, append([]string{originDDL, leaseDDL2}, fixtureRows...)},
+		{"a column added later", nil, []string{originDDL, leaseDDL2,
+			`INSERT INTO origin (origin_ref) VALUES ('a')`,
+			`CREATE TABLE lease2 (x)`, `ALTER TABLE origin ADD COLUMN extra TEXT`,
+			`INSERT INTO origin VALUES ('b', 'h', 'd', 'p', 'v', 'e')`}},
+		{"quoted and odd-case names, comments", nil, []string{
+			`CREATE TABLE "Origin" ( -- a comment
+				[ORIGIN_REF] CHAR(36) NOT NULL /* another */, "hostname" VARCHAR (256) DEFAULT 'x,y' CHECK (length(hostname) < 9999),
+				` + "`guest_driver_version`" + ` VARCHAR(10), os_platform, os_version TEXT COLLATE NOCASE,
+				CONSTRAINT pk PRIMARY KEY ("origin_ref" ASC))`,
+			leaseDDL2, `INSERT INTO origin VALUES ('a', 'h', 'd', 'p', 'v')`}},
+		{"integer primary key is the rowid", nil, []string{
+			`CREATE TABLE origin (n INTEGER PRIMARY KEY, origin_ref TEXT, hostname, guest_driver_version, os_platform, os_version)`,
+			leaseDDL2, `INSERT INTO origin VALUES (NULL, 'a', 'h', 'd', 'p', 'v')`, `INSERT INTO origin VALUES (-5, 'b', 'h', 'd', 'p', 'v')`,
+			`INSERT INTO origin VALUES (9223372036854775807, 'c', 'h', 'd', 'p', 'v')`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := sqliteDB(t, tc.pragmas, tc.stmts...)
+			if strings.Contains(tc.name, "journal_mode") {
+				if _, err := os.Stat(path + "-journal"); err != nil {
+					t.Fatalf("no journal left: %v", err)
+				}
+			}
+			for _, q := range []struct {
+				table string
+				cols  []string
+			}{{"origin", originColumns}, {"lease", leaseColumns}} {
+				cols := q.cols
+				if tc.name == "integer primary key is the rowid" && q.table == "origin" {
+					cols = append([]string{"n"}, cols...)
+				}
+				if tc.name == "a column added later" && q.table == "origin" {
+					cols = append(cols, "extra")
+				}
+				want := bySQLite(t, path, q.table, cols...)
+				got := byReader(t, path, q.table, cols...)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("table %s: %d rows, SQLite %d; first difference: %s", q.table, len(got), len(want), firstDiff(got, want))
+				}
+			}
+		})
+	}
+}
+
+func firstDiff(got, want [][]field) string {
+	for i := range min(len(got), len(want)) {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			return fmt.Sprintf("row %d: got %.200q, want %.200q", i, fmt.Sprint(got[i]), fmt.Sprint(want[i]))
+		}
+	}
+	return "lengths"
+}
+
+// TestParseCreateTable: columns, primary keys and the layouts refused.
+func TestParseCreateTable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sql     string
+		want    []column
+		wantErr string
+	}{
+		{leaseDDL10, []column{{"origin_ref", "CHAR(36)", 1, false, false}, {"lease_ref", "CHAR(36)", 2, false, false},
+			{"lease_created", "DATETIME", 0, false, false}, {"lease_expires", "DATETIME", 0, false, false}, {"lease_updated", "DATETIME", 0, false, false}}, ""},
+		{`CREATE TABLE t (a INTEGER PRIMARY KEY DESC, b)`, []column{{"a", "INTEGER", 1, false, false}, {"b", "", 0, false, false}}, ""},
+		{`CREATE TABLE t (a integer, b, PRIMARY KEY (a))`, []column{{"a", "integer", 1, true, false}, {"b", "", 0, false, false}}, ""},
+		{`create table if not exists main.t (a INT PRIMARY KEY, "b""c" DEFAULT (1+2), [d e])`,
+			[]column{{"a", "INT", 1, false, false}, {`b"c`, "", 0, false, true}, {"d e", "", 0, false, false}}, ""},
+		{`CREATE TABLE t (a, b) WITHOUT ROWID`, nil, "WITHOUT ROWID"},
+		{`CREATE TABLE t (a, b GENERATED ALWAYS AS (a+1) VIRTUAL)`, nil, "generated column b"},
+		{`CREATE TABLE t (a, b AS (a+1))`, nil, "generated column b"},
+		{`CREATE TABLE t AS SELECT 1`, nil, "AS SELECT"},
+		{`CREATE TABLE t (a, PRIMARY KEY (z))`, nil, "no column z"},
+		{`CREATE TABLE t (a "unterminated)`, nil, "unterminated"},
+		{`CREATE TABLE t (a, (b)`, nil, "unbalanced"},
+		{`DROP TABLE t`, nil, "not a CREATE TABLE"},
+	} {
+		got, err := parseCreateTable(tc.sql)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: error %v, want %q", tc.sql, err, tc.wantErr)
+		case tc.wantErr == "" && (err != nil || !reflect.DeepEqual(got, tc.want)):
+			t.Errorf("%s:\ngot  %+v, %v\nwant %+v", tc.sql, got, err, tc.want)
+		}
+	}
+}
+
+// TestSQLiteFileDamaged: a database damaged anywhere (bytes flipped, cut
+// short, pages swapped) gives an error or rows, never a panic or a hang, in
+// a bounded number of tries that every test run makes (make fuzz goes on).
+func TestSQLiteFileDamaged(t *testing.T) {
+	t.Parallel()
+	good, err := os.ReadFile(sqliteDB(t, []string{"PRAGMA page_size=512"}, append([]string{originDDL, leaseDDL2}, manyLeases(80, 1500)...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	errs := 0
+	const tries = 900
+	start := time.Now()
+	for i := range tries {
+		b := bytes.Clone(good)
+		switch i % 3 {
+		case 0: // a few bytes anywhere past the magic
+			for range 1 + rng.IntN(4) {
+				b[16+rng.IntN(len(b)-16)] = byte(rng.IntN(256))
+			}
+		case 1: // cut short
+			b = b[:16+rng.IntN(len(b)-16)]
+		case 2: // one page over another
+			p, q := rng.IntN(len(b)/512), rng.IntN(len(b)/512)
+			copy(b[p*512:(p+1)*512], good[q*512:(q+1)*512])
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadDatabase(context.Background(), path, readAt); err != nil {
+			errs++
+		}
+	}
+	t.Logf("%d damaged files: %d errors, the rest read as rows, in %v", tries, errs, time.Since(start))
+	if errs == 0 {
+		t.Error("no damaged file was refused")
+	}
+}
+
+// holdDB, run as a child of the test binary (DLS_TEST_HOLD_DB=path), opens
+// the database with SQLite, runs the statements of DLS_TEST_HOLD_SQL (";"
+// between them), prints "held" and waits for its stdin to close. SQLite's
+// locks are per process: only another process can hold one against us.
+func init() {
+	path := os.Getenv("DLS_TEST_HOLD_DB")
+	if path == "" {
+		return
+	}
+	db, err := sql.Open("sqlite", path)
+	if err == nil {
+		db.SetMaxOpenConns(1)
+		for _, s := range strings.Split(os.Getenv("DLS_TEST_HOLD_SQL"), ";") {
+			if _, err = db.Exec(s); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("held")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	if err := db.Close(); err != nil { // merges a WAL file
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// hold starts a process that runs stmts on the database and keeps what it
+// holds until the returned function is called (with kill, as SIGKILL).
+func hold(t *testing.T, path string, stmts ...string) (release func(kill bool)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "DLS_TEST_HOLD_DB="+path, "DLS_TEST_HOLD_SQL="+strings.Join(stmts, ";"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	var once sync.Once
+	release = func(kill bool) {
+		once.Do(func() { stop(cmd, stdin, kill) })
+	}
+	t.Cleanup(func() { release(true) })
+	if line != "held\n" {
+		release(true)
+		t.Fatalf("holder: %q", line)
+	}
+	return release
+}
+
+// stop ends a holder: killed, or asked to finish by closing its stdin.
+func stop(cmd *exec.Cmd, stdin io.Closer, kill bool) {
+	if kill {
+		_ = cmd.Process.Kill()
+	}
+	stdin.Close()
+	_ = cmd.Wait()
+}
+
+// TestSQLiteFileLocks: the reader takes SQLite's shared lock. It waits for
+// a writer that holds the file and then reads; it reads the last commit
+// while another transaction is being written; it refuses the hot journal a
+// writer killed half-way leaves, and reads the file once SQLite has rolled
+// that back; it refuses changes still in a WAL file.
+func TestSQLiteFileLocks(t *testing.T) {
+	t.Parallel()
+	one := `INSERT INTO origin (origin_ref, hostname) VALUES ('a', 'committed')`
+
+	t.Run("writer holds the file", func(t *testing.T) {
+		t.Parallel()
+		path := sqliteDB(t, nil, originDDL, leaseDDL2, one)
+		release := hold(t, path, "BEGIN EXCLUSIVE")
+		start := time.Now()
+		_, err := ReadDatabase(context.Background(), path, readAt)
+		if err == nil || !strings.Contains(err.Error(), "database is locked") || time.Since(start) < lockWait {
+			t.Fatalf("while held: %v after %v, want locked after %v", err, time.Since(start), lockWait)
+		}
+		go func() { time.Sleep(300 * time.Millisecond); release(false) }()
+		if db, err := ReadDatabase(context.Background(), path, readAt); err != nil || len(db.Origins) != 1 {
+			t.Fatalf("once released: %+v, %v", db, err)
+		}
+	})
+	t.Run("transaction in progress", func(t *testing.T) {
+		t.Parallel()
+		path := sqliteDB(t, nil, originDDL, leaseDDL2, one)
+		// Without syncs, SQLite writes the journal's header at once: a
+		// journal that would be hot but for the writer's RESERVED lock.
+		hold(t, path, "PRAGMA synchronous=OFF", "BEGIN IMMEDIATE", `UPDATE origin SET hostname = 'uncommitted'`)
+		if j, err := os.ReadFile(path + "-journal"); err != nil || len(j) == 0 || j[0] == 0 {
+			t.Fatalf("the writer's journal starts %.8x (%v): not what this test needs", j, err)
+		}
+		db, err := ReadDatabase(context.Background(), path, readAt)
+		if err != nil || len(db.Origins) != 1 || db.Origins[0].Hostname != "committed" {
+			t.Fatalf("%+v, %v", db, err)
+		}
+	})
+	t.Run("hot journal", func(t *testing.T) {
+		t.Parallel()
+		path := sqliteDB(t, nil, originDDL, leaseDDL2, one)
+		// A small cache: the writer spills its changes into the database
+		// file before it commits, then dies.
+		hold(t, path, "PRAGMA cache_size=2", "BEGIN",
+			`UPDATE origin SET hostname = 'torn'`,
+			`WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 3000) INSERT INTO lease SELECT hex(randomblob(16)), 'a', '2025-05-13 10:11:12', '2025-05-13 10:11:12', '2025-05-13 10:11:12' FROM s`,
+		)(true)
+		if _, err := os.Stat(path + "-journal"); err != nil {
+			t.Fatalf("no journal left: %v", err)
+		}
+		_, err := ReadDatabase(context.Background(), path, readAt)
+		if err == nil || !strings.Contains(err.Error(), "-journal holds a write that was cut off") {
+			t.Fatalf("with a hot journal: %v", err)
+		}
+		sqliteDB2(t, path) // SQLite, opening it to write, rolls the journal back
+		db, err := ReadDatabase(context.Background(), path, readAt)
+		if err != nil || len(db.Origins) != 1 || db.Origins[0].Hostname != "committed" || len(db.Leases) != 0 {
+			t.Fatalf("after SQLite rolled it back: %+v, %v", db, err)
+		}
+	})
+	t.Run("WAL", func(t *testing.T) {
+		t.Parallel()
+		path := sqliteDB(t, nil, "PRAGMA journal_mode=WAL", originDDL, leaseDDL2, one)
+		release := hold(t, path, `UPDATE origin SET hostname = 'in the WAL'`)
+		_, err := ReadDatabase(context.Background(), path, readAt)
+		if err == nil || !strings.Contains(err.Error(), "WAL mode") {
+			t.Fatalf("with a WAL file: %v", err)
+		}
+		release(false) // the last connection merges the WAL file
+		db, err := ReadDatabase(context.Background(), path, readAt)
+		if err != nil || db.Origins[0].Hostname != "in the WAL" {
+			t.Fatalf("after the merge: %+v, %v", db, err)
+		}
+	})
+}
