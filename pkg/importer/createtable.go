@@ -16,7 +16,28 @@ type sqlToken struct {
 
 // is reports whether the token is the keyword kw.
 func (t sqlToken) is(kw string) bool {
-	return !t.quoted && !t.literal && strings.EqualFold(t.s, kw)
+	return !t.quoted && !t.literal && equalFoldASCII(t.s, kw)
+}
+
+// equalFoldASCII compares names as SQLite does: case-insensitive in ASCII
+// only ("leaſe" is not "lease", as strings.EqualFold would have it).
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // tokenizeSQL splits an SQL statement into tokens, dropping spaces and
@@ -127,9 +148,9 @@ var columnConstraint = []string{"CONSTRAINT", "PRIMARY", "NOT", "NULL", "UNIQUE"
 
 // parseCreateTable reads the columns of a CREATE TABLE statement as
 // SQLite's table_info would give them: name, place in the primary key,
-// whether it aliases the rowid, whether it has a DEFAULT. A table whose rows
-// are not laid out as its columns (WITHOUT ROWID, generated columns) or that
-// is made from a SELECT is an error.
+// whether it aliases the rowid, and what a row written before the column was
+// added holds. A table whose rows are not laid out as its columns (WITHOUT
+// ROWID, generated columns) is an error.
 func parseCreateTable(sql string) ([]column, error) {
 	toks, err := tokenizeSQL(sql)
 	if err != nil {
@@ -137,15 +158,12 @@ func parseCreateTable(sql string) ([]column, error) {
 	}
 	open := -1
 	for i, t := range toks {
-		if t.is("AS") {
-			return nil, errors.New("made by CREATE TABLE … AS SELECT: not read by this import")
-		}
 		if t.s == "(" && !t.quoted && !t.literal {
 			open = i
 			break
 		}
 	}
-	if open < 0 || open < 3 || !toks[0].is("CREATE") {
+	if open < 3 || !toks[0].is("CREATE") { // CREATE TABLE name (
 		return nil, fmt.Errorf("not a CREATE TABLE statement: %q", sql)
 	}
 	body, rest, err := parens(toks[open:])
@@ -158,6 +176,7 @@ func parseCreateTable(sql string) ([]column, error) {
 		}
 	}
 	var cols []column
+	var types []string // each column's type name, its words as SQLite keeps them
 	var tablePK []string
 	for _, def := range splitTop(body) {
 		if len(def) == 0 {
@@ -182,59 +201,18 @@ func parseCreateTable(sql string) ([]column, error) {
 			}
 			continue
 		}
-		c := column{name: def[0].s}
-		typeEnd := len(def)
-		depth := 0
-		var typeName []string
-		for i := 1; i < len(def); i++ {
-			t := def[i]
-			if !t.quoted && !t.literal {
-				switch t.s {
-				case "(":
-					depth++
-				case ")":
-					depth--
-				}
-			}
-			if depth > 0 || (t.s == ")" && !t.quoted && !t.literal) {
-				if typeEnd == len(def) {
-					typeName = append(typeName, t.s)
-				}
-				continue
-			}
-			if typeEnd == len(def) {
-				for _, kw := range columnConstraint {
-					if t.is(kw) {
-						typeEnd = i
-					}
-				}
-				if typeEnd == len(def) {
-					typeName = append(typeName, t.s)
-					continue
-				}
-			}
-			switch {
-			case t.is("CONSTRAINT"):
-				i++ // its name
-			case t.is("PRIMARY") && i+1 < len(def) && def[i+1].is("KEY"):
-				c.pk = 1
-				desc := i+2 < len(def) && def[i+2].is("DESC")
-				c.rowidAlias = strings.EqualFold(strings.Join(typeName, ""), "INTEGER") && !desc
-			case t.is("DEFAULT"):
-				c.hasDefault = true
-			case t.is("GENERATED"), t.is("AS"):
-				return nil, fmt.Errorf("generated column %s: not read by this import", c.name)
-			}
+		c, typeName, err := parseColumn(def)
+		if err != nil {
+			return nil, err
 		}
-		c.declType = strings.Join(typeName, "")
-		cols = append(cols, c)
+		cols, types = append(cols, c), append(types, typeName)
 	}
 	for n, name := range tablePK {
 		found := false
 		for i := range cols {
-			if strings.EqualFold(cols[i].name, name) {
+			if equalFoldASCII(cols[i].name, name) {
 				cols[i].pk = n + 1
-				cols[i].rowidAlias = len(tablePK) == 1 && strings.EqualFold(cols[i].declType, "INTEGER")
+				cols[i].rowidAlias = len(tablePK) == 1 && equalFoldASCII(types[i], "INTEGER")
 				found = true
 			}
 		}
@@ -243,4 +221,61 @@ func parseCreateTable(sql string) ([]column, error) {
 		}
 	}
 	return cols, nil
+}
+
+// parseColumn reads one column definition: its name, its type name (words
+// joined by one space, so that "INT EGER" is not "INTEGER"), and its
+// constraints.
+func parseColumn(def []sqlToken) (column, string, error) {
+	c := column{name: def[0].s}
+	var typeName []string
+	inType, depth := true, 0
+	for i := 1; i < len(def); i++ {
+		t := def[i]
+		bare := !t.quoted && !t.literal
+		if bare && t.s == "(" {
+			depth++
+		}
+		if bare && t.s == ")" {
+			depth--
+		}
+		if depth > 0 || (bare && t.s == ")") {
+			if inType {
+				typeName = append(typeName, t.s)
+			}
+			continue
+		}
+		if inType {
+			for _, kw := range columnConstraint {
+				if t.is(kw) {
+					inType = false
+				}
+			}
+			if inType {
+				typeName = append(typeName, t.s)
+				continue
+			}
+		}
+		switch {
+		case t.is("CONSTRAINT"):
+			i++ // its name
+		case t.is("PRIMARY") && i+1 < len(def) && def[i+1].is("KEY"):
+			c.pk = 1
+			desc := i+2 < len(def) && def[i+2].is("DESC")
+			c.rowidAlias = equalFoldASCII(strings.Join(typeName, " "), "INTEGER") && !desc
+		case t.is("DEFAULT") && !def[i-1].is("SET"): // not ON DELETE SET DEFAULT
+			switch next := def[min(i+1, len(def)-1)]; {
+			case i+1 >= len(def):
+				c.addedUnknown = true
+			case next.is("NULL"):
+			case next.literal:
+				c.added = field{next.s, true}
+			default:
+				c.addedUnknown = true
+			}
+		case t.is("GENERATED"), t.is("AS"):
+			return column{}, "", fmt.Errorf("generated column %s: not read by this import", c.name)
+		}
+	}
+	return c, strings.Join(typeName, " "), nil
 }

@@ -74,18 +74,7 @@ var readAt = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 // INSERT statements, as FastAPI-DLS would have left it.
 func makeDB(t testing.TB, leaseDDL string, stmts ...string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "db.sqlite")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, s := range append([]string{originDDL, leaseDDL}, stmts...) {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-	return path
+	return sqliteDB(t, nil, append([]string{originDDL, leaseDDL}, stmts...)...)
 }
 
 // fixtureRows: two origins (one with NULL details), three leases of theirs

@@ -1,12 +1,9 @@
 package importer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -46,17 +43,15 @@ type Database struct {
 	Skipped []Skip
 }
 
-// sqliteMagic starts every SQLite 3 database file.
-var sqliteMagic = []byte("SQLite format 3\x00")
-
 // ReadDatabase reads the FastAPI-DLS SQLite file at path, read-only (the file
 // and its directory are never written), under SQLite's shared lock, checking
-// the structure of every page it reads, and converts every row. Any problem (not SQLite, corrupt, truncated, a missing
-// table or column, a NULL where FastAPI-DLS has NOT NULL, a bad timestamp) is
-// an error that names the file. now is the time given to origins without
-// leases. In a 1.0 database a lease_ref may appear under two origins; the
-// store keys leases by lease_ref alone, so the later row is skipped (see
-// [Database.Skipped]).
+// that every page of the file is used once and every page read is sound,
+// and converts every row. Any problem (not SQLite, corrupt, truncated, a hot
+// journal or a WAL file, a missing table or column, a NULL where FastAPI-DLS
+// has NOT NULL, a bad timestamp) is an error that names the file. now is the
+// time given to origins without leases. In a 1.0 database a lease_ref may
+// appear under two origins; the store keys leases by lease_ref alone, so the
+// later row is skipped (see [Database.Skipped]).
 func ReadDatabase(ctx context.Context, path string, now time.Time) (*Database, error) {
 	db, err := readDatabase(ctx, path, now)
 	if err != nil {
@@ -68,9 +63,6 @@ func ReadDatabase(ctx context.Context, path string, now time.Time) (*Database, e
 func readDatabase(ctx context.Context, path string, now time.Time) (*Database, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkMagic(abs); err != nil {
 		return nil, err
 	}
 	file, err := readSQLite(ctx, abs)
@@ -95,7 +87,7 @@ func readDatabase(ctx context.Context, path string, now time.Time) (*Database, e
 	// The two layouts differ in the lease table's primary key.
 	out.Schema = Schema2
 	for _, c := range leases.columns {
-		if strings.EqualFold(c.name, "origin_ref") && c.pk > 0 {
+		if equalFoldASCII(c.name, "origin_ref") && c.pk > 0 {
 			out.Schema = Schema10
 		}
 	}
@@ -120,24 +112,6 @@ func readDatabase(ctx context.Context, path string, now time.Time) (*Database, e
 		o.Updated = o.Created
 	}
 	return out, nil
-}
-
-func checkMagic(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if info, err := f.Stat(); err != nil {
-		return err
-	} else if !info.Mode().IsRegular() {
-		return fmt.Errorf("%w: not a regular file", ErrNotSQLite)
-	}
-	head := make([]byte, len(sqliteMagic))
-	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, sqliteMagic) {
-		return fmt.Errorf("%w: no SQLite header", ErrNotSQLite)
-	}
-	return nil
 }
 
 // originColumns and leaseColumns are what an import reads of each table,

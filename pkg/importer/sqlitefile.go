@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,9 +23,11 @@ import (
 // start of the service paid, for one read of two tables at the switch. It
 // reads what FastAPI-DLS's SQLAlchemy tables hold (rowid tables, UTF-8, a
 // rollback journal) and refuses, naming why, what it does not read: UTF-16,
-// WITHOUT ROWID or generated columns, a hot journal, an unmerged WAL file.
-// Every offset, page number and length is checked, so a damaged file is an
-// error and never a panic or a wrong row.
+// WITHOUT ROWID or generated columns, a hot journal, a WAL file in use.
+// Every offset, page number and length is checked, and every page of the
+// file must be used exactly once (by a b-tree, an overflow chain, the free
+// list or a pointer map), as SQLite's quick_check requires: a damaged file
+// is an error, not a panic, a loop or rows from the wrong place.
 
 // SQLite's locks on a database file (POSIX advisory locks on these bytes).
 const (
@@ -39,9 +43,12 @@ const (
 	// maxSQLiteFile bounds what is read into memory: FastAPI-DLS's files
 	// hold about 1 kB per lease.
 	maxSQLiteFile = 1 << 30
-	// maxTreeDepth is SQLite's own bound on a b-tree's depth.
+	// maxTreeDepth bounds a b-tree's depth, as SQLite's cursors do.
 	maxTreeDepth = 20
 )
+
+// sqliteMagic starts every SQLite 3 database file.
+var sqliteMagic = []byte("SQLite format 3\x00")
 
 // errCorrupt wraps every structural fault found in a file.
 var errCorrupt = errors.New("database disk image is malformed")
@@ -63,19 +70,37 @@ type sqliteFile struct {
 // shared lock for the read, as an SQLite reader does, so that a writer
 // cannot change the file half-way (it waits up to lockWait for one that is
 // writing), and it refuses a file whose last changes are elsewhere: a hot
-// rollback journal or a non-empty WAL file. It opens path read-only and
-// writes nothing.
+// rollback journal, a WAL file. Like SQLite it looks for those beside the
+// file a symbolic link names. It opens path read-only and writes nothing.
 func readSQLite(ctx context.Context, path string) (*sqliteFile, error) {
-	f, err := os.Open(path)
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(real)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close() // drops the lock
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: not a regular file", ErrNotSQLite)
+	}
+	head := make([]byte, len(sqliteMagic))
+	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, sqliteMagic) {
+		return nil, fmt.Errorf("%w: no SQLite header", ErrNotSQLite)
+	}
 	if err := sharedLock(ctx, f); err != nil {
 		return nil, err
 	}
-	info, err := f.Stat()
-	if err != nil {
+	if err := checkJournal(f, real); err != nil {
+		return nil, err
+	}
+	walBefore := walFile(real)
+	if info, err = f.Stat(); err != nil {
 		return nil, err
 	}
 	if info.Size() > maxSQLiteFile {
@@ -85,20 +110,43 @@ func readSQLite(ctx context.Context, path string) (*sqliteFile, error) {
 	if n, err := f.ReadAt(data, 0); err != nil && !(errors.Is(err, io.EOF) && n == len(data)) {
 		return nil, err
 	}
+	// A WAL file holds commits that are not in the database file yet, and
+	// while a program has the database open in WAL mode it may copy them
+	// in (a checkpoint) under the shared lock held here. It cannot delete
+	// the WAL file while that lock is held, so one that is absent both
+	// before and after the read was absent throughout.
+	wal := max(walBefore, walFile(real))
+	walMode := len(data) > 19 && (data[18] == 2 || data[19] == 2)
+	if wal > 0 || (wal == 0 && walMode) {
+		return nil, fmt.Errorf("%s-wal exists: the database is open in another program (stop FastAPI-DLS), "+
+			"or holds commits not merged into it yet (when nothing else has it open, `sqlite3 %s 'PRAGMA quick_check'` "+
+			"merges them); then import again", real, shellQuote(real))
+	}
 	file, err := parseSQLite(data)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkJournal(f, path); err != nil {
+	if err := file.checkPages(); err != nil {
 		return nil, err
 	}
-	if data[18] == 2 || data[19] == 2 { // WAL mode: committed pages may sit in path-wal
-		if st, err := os.Stat(path + "-wal"); err == nil && st.Size() > 0 {
-			return nil, fmt.Errorf("in WAL mode with changes in %s-wal that are not in the database yet; "+
-				"merge them with: sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)'", path, path)
-		}
-	}
 	return file, nil
+}
+
+// walFile returns the size of path's WAL file, -1 when there is none.
+func walFile(path string) int64 {
+	st, err := os.Stat(path + "-wal")
+	if err != nil {
+		return -1
+	}
+	return st.Size()
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // sharedLock takes SQLite's SHARED lock on f (a read lock on its shared
@@ -162,7 +210,7 @@ func checkJournal(db *os.File, path string) error {
 		return nil
 	}
 	return fmt.Errorf("%s-journal holds a write that was cut off; let SQLite roll it back first "+
-		"(start FastAPI-DLS once, or: sqlite3 %s 'PRAGMA quick_check'), then import again", path, path)
+		"(start FastAPI-DLS once, or: sqlite3 %s 'PRAGMA quick_check'), then import again", path, shellQuote(path))
 }
 
 // parseSQLite checks the database header and sizes the file into pages.
@@ -214,7 +262,7 @@ func (f *sqliteFile) page(n uint32) ([]byte, error) {
 // walkTable calls fn with the rowid and payload of every row of the table
 // b-tree rooted at page root, in rowid order.
 func (f *sqliteFile) walkTable(root uint32, fn func(rowid int64, payload []byte) error) error {
-	w := treeWalk{f: f, seen: make([]bool, f.pages+1), fn: fn, last: math.MinInt64}
+	w := treeWalk{f: f, seen: make([]bool, f.pages+1), fn: fn}
 	return w.visit(root, 0)
 }
 
@@ -222,7 +270,7 @@ type treeWalk struct {
 	f     *sqliteFile
 	seen  []bool
 	fn    func(int64, []byte) error
-	last  int64
+	last  int64 // the last rowid, once first is set
 	first bool
 }
 
@@ -235,7 +283,7 @@ func (w *treeWalk) visit(n uint32, depth int) error {
 		return corrupt("page %d is linked twice", n)
 	}
 	w.seen[n] = true
-	if depth > maxTreeDepth {
+	if depth >= maxTreeDepth {
 		return corrupt("b-tree deeper than %d at page %d", maxTreeDepth, n)
 	}
 	h := 0
@@ -302,8 +350,8 @@ func (w *treeWalk) visit(n uint32, depth int) error {
 // in the cell, then its chain of overflow pages.
 func (f *sqliteFile) payload(cell []byte, size uint64) ([]byte, error) {
 	u := uint64(f.usable)
-	maxLocal := u - 35
-	if size <= maxLocal {
+	local := f.localSize(size, false)
+	if local == size {
 		if uint64(len(cell)) < size {
 			return nil, corrupt("payload of %d bytes runs off its page", size)
 		}
@@ -311,11 +359,6 @@ func (f *sqliteFile) payload(cell []byte, size uint64) ([]byte, error) {
 	}
 	if size > uint64(len(f.data)) {
 		return nil, corrupt("payload of %d bytes in a file of %d", size, len(f.data))
-	}
-	minLocal := (u-12)*32/255 - 23
-	local := minLocal + (size-minLocal)%(u-4)
-	if local > maxLocal {
-		local = minLocal
 	}
 	if uint64(len(cell)) < local+4 {
 		return nil, corrupt("payload cut short")
@@ -333,6 +376,25 @@ func (f *sqliteFile) payload(cell []byte, size uint64) ([]byte, error) {
 		next = binary.BigEndian.Uint32(p)
 	}
 	return out, nil
+}
+
+// localSize is how much of a cell's payload of size bytes is on its b-tree
+// page; the rest goes to overflow pages. Table leaves and index pages
+// differ in how much a cell may keep.
+func (f *sqliteFile) localSize(size uint64, index bool) uint64 {
+	u := uint64(f.usable)
+	maxLocal := u - 35
+	if index {
+		maxLocal = (u-12)*64/255 - 23
+	}
+	if size <= maxLocal {
+		return size
+	}
+	minLocal := (u-12)*32/255 - 23
+	if local := minLocal + (size-minLocal)%(u-4); local <= maxLocal {
+		return local
+	}
+	return minLocal
 }
 
 // varint reads SQLite's big-endian variable-length integer (1–9 bytes);
@@ -422,10 +484,13 @@ func decodeRecord(p []byte) ([]field, error) {
 // column is what a table's CREATE TABLE says of one column.
 type column struct {
 	name       string
-	declType   string // its type name, without spaces
-	pk         int    // its place in the primary key, 0 if not in it
-	rowidAlias bool   // INTEGER PRIMARY KEY: its value is the rowid
-	hasDefault bool
+	pk         int  // its place in the primary key, 0 if not in it
+	rowidAlias bool // INTEGER PRIMARY KEY: its value is the rowid
+	// added is what a row written before the column was added (ALTER
+	// TABLE … ADD COLUMN) holds: NULL, or the DEFAULT when that is a
+	// string; addedUnknown marks a DEFAULT this reader does not evaluate.
+	added        field
+	addedUnknown bool
 }
 
 // table is one table of the schema.
@@ -435,7 +500,7 @@ type table struct {
 	columns []column
 }
 
-// table finds a table by name (as SQLite does, ASCII case-insensitive) in
+// table finds a table by name (as SQLite does, case-insensitive in ASCII) in
 // the schema, and reads its columns from its CREATE TABLE. A missing table
 // is (nil, nil).
 func (f *sqliteFile) table(name string) (*table, error) {
@@ -446,7 +511,7 @@ func (f *sqliteFile) table(name string) (*table, error) {
 		if err != nil {
 			return err
 		}
-		if len(rec) < 5 || rec[0].s != "table" || !strings.EqualFold(rec[1].s, name) {
+		if len(rec) < 5 || rec[0].s != "table" || !equalFoldASCII(rec[1].s, name) {
 			return nil
 		}
 		root, err := strconv.ParseUint(rec[3].s, 10, 32)
@@ -470,13 +535,13 @@ func (f *sqliteFile) table(name string) (*table, error) {
 
 // rows reads the named columns of every row of t, in rowid order. A row
 // written before a column was added (ALTER TABLE … ADD COLUMN) is shorter:
-// its value is NULL, or an error when that column has a DEFAULT.
+// it holds the column's added value.
 func (f *sqliteFile) rows(ctx context.Context, t *table, names ...string) ([][]field, error) {
 	idx := make([]int, len(names))
 	for i, name := range names {
 		idx[i] = -1
 		for j, c := range t.columns {
-			if strings.EqualFold(c.name, name) {
+			if equalFoldASCII(c.name, name) {
 				idx[i] = j
 			}
 		}
@@ -503,12 +568,221 @@ func (f *sqliteFile) rows(ctx context.Context, t *table, names ...string) ([][]f
 				row[i] = field{strconv.FormatInt(rowid, 10), true}
 			case j < len(rec):
 				row[i] = rec[j]
-			case c.hasDefault:
-				return fmt.Errorf("rowid %d: no value for %s, which was added with a DEFAULT; this import does not read defaults", rowid, c.name)
+			case c.addedUnknown:
+				return fmt.Errorf("rowid %d: no value for %s, which was added with a DEFAULT this import does not evaluate", rowid, c.name)
+			default:
+				row[i] = c.added
 			}
 		}
 		out = append(out, row)
 		return nil
 	})
 	return out, err
+}
+
+// checkPages accounts for every page of the file, as SQLite's quick_check
+// does: each b-tree of the schema (tables and indexes) with its overflow
+// chains, the free list, the pointer maps of an auto-vacuum file and the
+// page of the lock byte must together use every page exactly once. A page
+// used twice or never is an error: it is how a damaged pointer shows, which
+// could otherwise lead a read into another table or into freed rows.
+func (f *sqliteFile) checkPages() error {
+	a := pageUse{f: f, used: make([]bool, f.pages+1)}
+	h := f.data[:100]
+	if lock := uint32(pendingByte/f.pageSize + 1); int64(lock) <= int64(f.pages) {
+		if err := a.use(lock, "the lock byte"); err != nil {
+			return err
+		}
+	}
+	if binary.BigEndian.Uint32(h[52:]) != 0 { // auto-vacuum: pointer map pages
+		per := f.usable/5 + 1
+		for n := 2; n <= f.pages; n += per {
+			if n == pendingByte/f.pageSize+1 {
+				n++
+			}
+			if n <= f.pages {
+				if err := a.use(uint32(n), "a pointer map"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := a.freeList(binary.BigEndian.Uint32(h[32:]), binary.BigEndian.Uint32(h[36:])); err != nil {
+		return err
+	}
+	var roots []uint32
+	if err := a.tree(1, 0, false, func(payload []byte) error {
+		rec, err := decodeRecord(payload)
+		if err != nil {
+			return err
+		}
+		if len(rec) >= 4 && rec[3].valid && rec[3].s != "0" {
+			root, err := strconv.ParseUint(rec[3].s, 10, 32)
+			if err != nil {
+				return corrupt("schema: %s %q has root page %q", rec[0].s, rec[1].s, rec[3].s)
+			}
+			roots = append(roots, uint32(root))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, root := range roots {
+		if err := a.tree(root, 0, false, nil); err != nil {
+			return err
+		}
+	}
+	for n := 1; n <= f.pages; n++ {
+		if !a.used[n] {
+			return corrupt("page %d is never used", n)
+		}
+	}
+	return nil
+}
+
+// pageUse marks the pages a file uses.
+type pageUse struct {
+	f    *sqliteFile
+	used []bool
+}
+
+func (a *pageUse) use(n uint32, by string) error {
+	if n < 1 || int64(n) > int64(a.f.pages) {
+		return corrupt("%s: page %d out of range 1–%d", by, n, a.f.pages)
+	}
+	if a.used[n] {
+		return corrupt("%s: page %d is used twice", by, n)
+	}
+	a.used[n] = true
+	return nil
+}
+
+// freeList marks the free list's trunk and leaf pages, count in all.
+func (a *pageUse) freeList(trunk, count uint32) error {
+	var n uint32
+	for ; trunk != 0; n++ {
+		if err := a.use(trunk, "the free list"); err != nil {
+			return err
+		}
+		p, _ := a.f.page(trunk)
+		leaves := binary.BigEndian.Uint32(p[4:])
+		if int64(leaves) > int64(a.f.usable/4-2) {
+			return corrupt("free list page %d lists %d pages", trunk, leaves)
+		}
+		for i := range leaves {
+			if err := a.use(binary.BigEndian.Uint32(p[8+4*i:]), "the free list"); err != nil {
+				return err
+			}
+		}
+		n += leaves
+		trunk = binary.BigEndian.Uint32(p)
+	}
+	if n != count {
+		return corrupt("the free list holds %d pages, the header says %d", n, count)
+	}
+	return nil
+}
+
+// tree marks the pages of the b-tree rooted at n (a table's or an index's,
+// as its root says) and of its cells' overflow chains; fn, if set, gets each
+// table row's payload.
+func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) error {
+	by := fmt.Sprintf("b-tree page %d", n)
+	if err := a.use(n, "a b-tree"); err != nil {
+		return err
+	}
+	if depth >= maxTreeDepth {
+		return corrupt("%s: deeper than %d", by, maxTreeDepth)
+	}
+	p, _ := a.f.page(n)
+	h := 0
+	if n == 1 {
+		h = 100
+	}
+	if len(p) < h+12 {
+		return corrupt("%s: too short", by)
+	}
+	typ := p[h]
+	if depth == 0 {
+		index = typ == 0x02 || typ == 0x0a
+	}
+	interior := typ == 0x05 || typ == 0x02
+	switch {
+	case !index && (typ == 0x05 || typ == 0x0d), index && (typ == 0x02 || typ == 0x0a):
+	default:
+		return corrupt("%s: type %#x in a %s b-tree", by, typ, map[bool]string{false: "table", true: "index"}[index])
+	}
+	hdr := 8
+	if interior {
+		hdr = 12
+	}
+	cells := int(binary.BigEndian.Uint16(p[h+3:]))
+	start := h + hdr + 2*cells
+	if start > len(p) {
+		return corrupt("%s: %d cells do not fit", by, cells)
+	}
+	for i := range cells {
+		off := int(binary.BigEndian.Uint16(p[h+hdr+2*i:]))
+		if off < start || off >= len(p) {
+			return corrupt("%s: cell %d at offset %d", by, i, off)
+		}
+		cell := p[off:]
+		if interior {
+			if len(cell) < 4 {
+				return corrupt("%s: cell %d cut short", by, i)
+			}
+			if err := a.tree(binary.BigEndian.Uint32(cell), depth+1, index, fn); err != nil {
+				return err
+			}
+			if !index { // a table's interior cell is a child and a key
+				continue
+			}
+			cell = cell[4:]
+		}
+		size, k := varint(cell)
+		if k == 0 {
+			return corrupt("%s: cell %d cut short", by, i)
+		}
+		cell = cell[k:]
+		if !index { // a table leaf's rowid
+			if _, k = varint(cell); k == 0 {
+				return corrupt("%s: cell %d cut short", by, i)
+			}
+			cell = cell[k:]
+		}
+		local := a.f.localSize(size, index)
+		if local < size {
+			if uint64(len(cell)) < local+4 {
+				return corrupt("%s: cell %d cut short", by, i)
+			}
+			if err := a.overflow(binary.BigEndian.Uint32(cell[local:]), size-local); err != nil {
+				return err
+			}
+		}
+		if fn != nil && !index {
+			payload, err := a.f.payload(cell, size)
+			if err != nil {
+				return err
+			}
+			if err := fn(payload); err != nil {
+				return err
+			}
+		}
+	}
+	if interior {
+		return a.tree(binary.BigEndian.Uint32(p[h+8:]), depth+1, index, fn)
+	}
+	return nil
+}
+
+// overflow marks the overflow chain that starts at n and holds rest bytes.
+func (a *pageUse) overflow(n uint32, rest uint64) error {
+	for per := uint64(a.f.usable - 4); rest > 0; rest -= min(per, rest) {
+		if err := a.use(n, "an overflow chain"); err != nil {
+			return err
+		}
+		p, _ := a.f.page(n)
+		n = binary.BigEndian.Uint32(p)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -114,20 +115,6 @@ func sqliteDB(t testing.TB, pragmas []string, stmts ...string) string {
 	return path
 }
 
-// sqliteDB2 opens an existing database with SQLite to write, and reads it.
-func sqliteDB2(t testing.TB, path string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM origin").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // manyLeases inserts n leases whose origins' hostnames grow to length
 // maxHost, and deletes every seventh, so that the tables span interior
 // pages, overflow chains and free pages.
@@ -227,6 +214,101 @@ func firstDiff(got, want [][]field) string {
 	return "lengths"
 }
 
+// symlink makes a symbolic link to path in another directory.
+func symlink(t *testing.T, path string) string {
+	t.Helper()
+	link := filepath.Join(t.TempDir(), "link.sqlite")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
+}
+
+// TestSQLiteFileCrossLinks: a pointer damaged so that it leads into another
+// table, into the free list or back into its own overflow chain is refused,
+// where following it would import rows from the wrong place (or, for a
+// chain that loops, allocate without bound); and a table whose name only
+// Unicode case-folding makes "lease" is not the lease table.
+func TestSQLiteFileCrossLinks(t *testing.T) {
+	t.Parallel()
+	stmts := []string{"PRAGMA page_size=512", originDDL, leaseDDL2, "BEGIN"}
+	for i := range 20 {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO origin VALUES ('o%02d', '%s', 'd', 'p', 'v')`, i, strings.Repeat("h", 1100+i*60)))
+	}
+	for i := range 200 {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO lease VALUES ('l%03d', 'o01', '2025-05-13 10:11:12', '2025-05-13 10:11:12', '2025-05-13 10:11:12')`, i))
+	}
+	path := sqliteDB(t, nil, append(stmts, "COMMIT", "DELETE FROM lease WHERE rowid > 150")...)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := readSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origins, _ := f.table("origin")
+	leases, _ := f.table("lease")
+	at := func(n uint32) int { return (int(n) - 1) * 512 }
+	op, lp := good[at(origins.root):], good[at(leases.root):]
+	if op[0] != 0x05 || lp[0] != 0x05 || binary.BigEndian.Uint32(good[32:]) == 0 {
+		t.Fatalf("want interior roots and a free list: types %#x %#x, first free page %d", op[0], lp[0], binary.BigEndian.Uint32(good[32:]))
+	}
+	// The first origin leaf's first cell, which spills over two overflow
+	// pages (1100 bytes of hostname on 512-byte pages).
+	leaf := good[at(binary.BigEndian.Uint32(op[binary.BigEndian.Uint16(op[12:]):])):]
+	cell := leaf[binary.BigEndian.Uint16(leaf[8:]):]
+	size, k := varint(cell)
+	_, k2 := varint(cell[k:])
+	local := f.localSize(size, false)
+	if local == size {
+		t.Fatal("the first origin does not spill")
+	}
+	firstOverflow := binary.BigEndian.Uint32(cell[k+k2+int(local):])
+
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte)
+	}{
+		{"origin's last child is a lease leaf", func(b []byte) {
+			copy(b[at(origins.root)+8:], lp[8:12])
+		}},
+		{"origin's last child is a free page", func(b []byte) {
+			copy(b[at(origins.root)+8:], good[32:36])
+		}},
+		{"an overflow chain loops", func(b []byte) {
+			binary.BigEndian.PutUint32(b[at(firstOverflow):], firstOverflow)
+		}},
+	} {
+		b := bytes.Clone(good)
+		tc.damage(b)
+		p := filepath.Join(t.TempDir(), "db.sqlite")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sqliteRows(p, "origin", originColumns...); err == nil {
+			t.Errorf("%s: SQLite's quick_check passes it: not the damage meant", tc.name)
+		}
+		db, err := ReadDatabase(context.Background(), p, readAt)
+		if err == nil || !strings.Contains(err.Error(), "malformed") {
+			t.Errorf("%s: read %d origins, %d leases, error %v; want it refused as malformed", tc.name, len(db.Origins), len(db.Leases), err)
+		}
+	}
+
+	lookalike := sqliteDB(t, nil, originDDL, strings.Replace(leaseDDL2, "TABLE lease", `TABLE "leaſe"`, 1))
+	if _, err := ReadDatabase(context.Background(), lookalike, readAt); err == nil || !strings.Contains(err.Error(), `no table "lease"`) {
+		t.Errorf(`a table "leaſe" was read as lease: %v`, err)
+	}
+}
+
 // TestParseCreateTable: columns, primary keys and the layouts refused.
 func TestParseCreateTable(t *testing.T) {
 	t.Parallel()
@@ -235,16 +317,17 @@ func TestParseCreateTable(t *testing.T) {
 		want    []column
 		wantErr string
 	}{
-		{leaseDDL10, []column{{"origin_ref", "CHAR(36)", 1, false, false}, {"lease_ref", "CHAR(36)", 2, false, false},
-			{"lease_created", "DATETIME", 0, false, false}, {"lease_expires", "DATETIME", 0, false, false}, {"lease_updated", "DATETIME", 0, false, false}}, ""},
-		{`CREATE TABLE t (a INTEGER PRIMARY KEY DESC, b)`, []column{{"a", "INTEGER", 1, false, false}, {"b", "", 0, false, false}}, ""},
-		{`CREATE TABLE t (a integer, b, PRIMARY KEY (a))`, []column{{"a", "integer", 1, true, false}, {"b", "", 0, false, false}}, ""},
-		{`create table if not exists main.t (a INT PRIMARY KEY, "b""c" DEFAULT (1+2), [d e])`,
-			[]column{{"a", "INT", 1, false, false}, {`b"c`, "", 0, false, true}, {"d e", "", 0, false, false}}, ""},
+		{leaseDDL10, []column{{name: "origin_ref", pk: 1}, {name: "lease_ref", pk: 2},
+			{name: "lease_created"}, {name: "lease_expires"}, {name: "lease_updated"}}, ""},
+		{`CREATE TABLE t (a INTEGER PRIMARY KEY DESC, b)`, []column{{name: "a", pk: 1}, {name: "b"}}, ""},
+		{`CREATE TABLE t (a integer, b, PRIMARY KEY (a))`, []column{{name: "a", pk: 1, rowidAlias: true}, {name: "b"}}, ""},
+		{`CREATE TABLE t (a "INTEGER" PRIMARY KEY, b INT EGER PRIMARY KEY)`, []column{{name: "a", pk: 1, rowidAlias: true}, {name: "b", pk: 1}}, ""},
+		{`create table if not exists main.t (a INT PRIMARY KEY, "b""c" DEFAULT (1+2), [d e], f DEFAULT 'x', g DEFAULT NULL, h REFERENCES x ON DELETE SET DEFAULT)`,
+			[]column{{name: "a", pk: 1}, {name: `b"c`, addedUnknown: true}, {name: "d e"}, {name: "f", added: field{"x", true}}, {name: "g"}, {name: "h"}}, ""},
+		{`CREATE TABLE "leaſe" (a)`, []column{{name: "a"}}, ""},
 		{`CREATE TABLE t (a, b) WITHOUT ROWID`, nil, "WITHOUT ROWID"},
 		{`CREATE TABLE t (a, b GENERATED ALWAYS AS (a+1) VIRTUAL)`, nil, "generated column b"},
 		{`CREATE TABLE t (a, b AS (a+1))`, nil, "generated column b"},
-		{`CREATE TABLE t AS SELECT 1`, nil, "AS SELECT"},
 		{`CREATE TABLE t (a, PRIMARY KEY (z))`, nil, "no column z"},
 		{`CREATE TABLE t (a "unterminated)`, nil, "unterminated"},
 		{`CREATE TABLE t (a, (b)`, nil, "unbalanced"},
@@ -419,11 +502,28 @@ func TestSQLiteFileLocks(t *testing.T) {
 		if _, err := os.Stat(path + "-journal"); err != nil {
 			t.Fatalf("no journal left: %v", err)
 		}
-		_, err := ReadDatabase(context.Background(), path, readAt)
-		if err == nil || !strings.Contains(err.Error(), "-journal holds a write that was cut off") {
-			t.Fatalf("with a hot journal: %v", err)
+		// Also through a symbolic link (SQLite's journal is beside the
+		// file it names), and with a header a spilled page 1 left ahead of
+		// the pages it counts: the journal is what must be said.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		sqliteDB2(t, path) // SQLite, opening it to write, rolls the journal back
+		torn := filepath.Join(t.TempDir(), "torn.sqlite")
+		binary.BigEndian.PutUint32(b[28:], binary.BigEndian.Uint32(b[28:])+3)
+		if err := os.WriteFile(torn, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := copyFile(path+"-journal", torn+"-journal"); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, symlink(t, path), torn} {
+			_, err := ReadDatabase(context.Background(), p, readAt)
+			if err == nil || !strings.Contains(err.Error(), "-journal holds a write that was cut off") {
+				t.Fatalf("%s with a hot journal: %v", p, err)
+			}
+		}
+		mustExec(t, path, "SELECT count(*) FROM origin") // SQLite, opening it to write, rolls the journal back
 		db, err := ReadDatabase(context.Background(), path, readAt)
 		if err != nil || len(db.Origins) != 1 || db.Origins[0].Hostname != "committed" || len(db.Leases) != 0 {
 			t.Fatalf("after SQLite rolled it back: %+v, %v", db, err)
@@ -433,9 +533,11 @@ func TestSQLiteFileLocks(t *testing.T) {
 		t.Parallel()
 		path := sqliteDB(t, nil, "PRAGMA journal_mode=WAL", originDDL, leaseDDL2, one)
 		release := hold(t, path, `UPDATE origin SET hostname = 'in the WAL'`)
-		_, err := ReadDatabase(context.Background(), path, readAt)
-		if err == nil || !strings.Contains(err.Error(), "WAL mode") {
-			t.Fatalf("with a WAL file: %v", err)
+		for _, p := range []string{path, symlink(t, path)} {
+			_, err := ReadDatabase(context.Background(), p, readAt)
+			if err == nil || !strings.Contains(err.Error(), "-wal exists: the database is open in another program") {
+				t.Fatalf("%s with a WAL file: %v", p, err)
+			}
 		}
 		release(false) // the last connection merges the WAL file
 		db, err := ReadDatabase(context.Background(), path, readAt)
