@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,9 @@ const (
 	maxSQLiteFile = 1 << 30
 	// maxTreeDepth bounds a b-tree's depth, as SQLite's cursors do.
 	maxTreeDepth = 20
+	// maxRecordHeader is the largest record header SQLite reads (its
+	// 98307 bytes); a larger one would make every byte a NULL value.
+	maxRecordHeader = 98307
 )
 
 // sqliteMagic starts every SQLite 3 database file.
@@ -77,7 +81,8 @@ func readSQLite(ctx context.Context, path string) (*sqliteFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(real)
+	// Non-blocking: a FIFO at the path must not hang the import.
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +195,7 @@ func trySharedLock(fd uintptr) error {
 // empty, does not start with a zero byte, and no writer holds the file's
 // RESERVED lock (a writer that does has not touched the database yet).
 func checkJournal(db *os.File, path string) error {
-	j, err := os.Open(path + "-journal")
+	j, err := os.OpenFile(path+"-journal", os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -198,6 +203,11 @@ func checkJournal(db *os.File, path string) error {
 		return err
 	}
 	defer j.Close()
+	if info, err := j.Stat(); err != nil {
+		return err
+	} else if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s-journal is not a regular file", path)
+	}
 	first := make([]byte, 1)
 	if n, _ := j.Read(first); n == 0 || first[0] == 0 {
 		return nil
@@ -416,8 +426,9 @@ func varint(b []byte) (uint64, int) {
 	return v<<8 | uint64(b[8]), 9
 }
 
-// field is one value of a row as text, as SQL's CAST(… AS TEXT) gives it;
-// valid is false for NULL.
+// field is one value of a row as text, as database/sql gives an SQLite
+// value as a string (integers in decimal, reals by strconv's shortest 'g',
+// text and blobs as their bytes); valid is false for NULL.
 type field struct {
 	s     string
 	valid bool
@@ -427,7 +438,7 @@ type field struct {
 // values, each as text.
 func decodeRecord(p []byte) ([]field, error) {
 	hlen, k := varint(p)
-	if k == 0 || hlen < uint64(k) || hlen > uint64(len(p)) {
+	if k == 0 || hlen < uint64(k) || hlen > uint64(len(p)) || hlen > maxRecordHeader {
 		return nil, corrupt("record header of %d bytes", hlen)
 	}
 	var types []uint64
@@ -597,11 +608,12 @@ func (f *sqliteFile) checkPages() error {
 	if binary.BigEndian.Uint32(h[52:]) != 0 { // auto-vacuum: pointer map pages
 		per := f.usable/5 + 1
 		for n := 2; n <= f.pages; n += per {
-			if n == pendingByte/f.pageSize+1 {
-				n++
+			m := n
+			if m == pendingByte/f.pageSize+1 { // that one map moves past the lock byte
+				m++
 			}
-			if n <= f.pages {
-				if err := a.use(uint32(n), "a pointer map"); err != nil {
+			if m <= f.pages {
+				if err := a.use(uint32(m), "a pointer map"); err != nil {
 					return err
 				}
 			}
@@ -721,12 +733,14 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) e
 	if start > len(p) {
 		return corrupt("%s: %d cells do not fit", by, cells)
 	}
+	spans := make([]span, 0, cells+4) // the content area's cells and free blocks
 	for i := range cells {
 		off := int(binary.BigEndian.Uint16(p[h+hdr+2*i:]))
 		if off < start || off >= len(p) {
 			return corrupt("%s: cell %d at offset %d", by, i, off)
 		}
 		cell := p[off:]
+		cellStart := len(p) - len(cell)
 		if interior {
 			if len(cell) < 4 {
 				return corrupt("%s: cell %d cut short", by, i)
@@ -751,6 +765,7 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) e
 			cell = cell[k:]
 		}
 		local := a.f.localSize(size, index)
+		end := uint64(len(p)-len(cell)) + local
 		if local < size {
 			if uint64(len(cell)) < local+4 {
 				return corrupt("%s: cell %d cut short", by, i)
@@ -758,7 +773,12 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) e
 			if err := a.overflow(binary.BigEndian.Uint32(cell[local:]), size-local); err != nil {
 				return err
 			}
+			end += 4
 		}
+		if end > uint64(len(p)) {
+			return corrupt("%s: cell %d runs off the page", by, i)
+		}
+		spans = append(spans, span{cellStart, max(int(end), cellStart+4)}) // SQLite gives a cell 4 bytes at least
 		if fn != nil && !index {
 			payload, err := a.f.payload(cell, size)
 			if err != nil {
@@ -769,13 +789,72 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) e
 			}
 		}
 	}
+	if table := !index; interior && table {
+		// a table's interior cells: the child pointer and the key
+		for i := range cells {
+			off := int(binary.BigEndian.Uint16(p[h+hdr+2*i:]))
+			_, k := varint(p[min(off+4, len(p)):])
+			if k == 0 {
+				return corrupt("%s: cell %d cut short", by, i)
+			}
+			spans = append(spans, span{off, off + 4 + k})
+		}
+	}
+	if err := checkContent(p, h, start, spans); err != nil {
+		return fmt.Errorf("%s: %w", by, err)
+	}
 	if interior {
 		return a.tree(binary.BigEndian.Uint32(p[h+8:]), depth+1, index, fn)
 	}
 	return nil
 }
 
-// overflow marks the overflow chain that starts at n and holds rest bytes.
+// span is a byte range [from, to) of a page.
+type span struct{ from, to int }
+
+// checkContent checks a b-tree page's content area as SQLite's quick_check
+// does: its cells (spans) and free blocks lie between the content start and
+// the usable end, do not overlap, and leave exactly as many bytes loose as
+// the header's fragment count. A cell count, a cell pointer or a free block
+// that is wrong shows here, where it could otherwise drop a row unseen.
+func checkContent(p []byte, h, start int, spans []span) error {
+	content := int(binary.BigEndian.Uint16(p[h+5:]))
+	if content == 0 {
+		content = 65536
+	}
+	if content < start || content > len(p) {
+		return corrupt("content area starts at %d", content)
+	}
+	for fb, n := int(binary.BigEndian.Uint16(p[h+1:])), 0; fb != 0; n++ {
+		if fb < content || fb+4 > len(p) || n > len(p)/4 {
+			return corrupt("free block at %d", fb)
+		}
+		size := int(binary.BigEndian.Uint16(p[fb+2:]))
+		next := int(binary.BigEndian.Uint16(p[fb:]))
+		if size < 4 || fb+size > len(p) || (next != 0 && next <= fb+size) {
+			return corrupt("free block at %d of %d bytes, next at %d", fb, size, next)
+		}
+		spans = append(spans, span{fb, fb + size})
+		fb = next
+	}
+	slices.SortFunc(spans, func(x, y span) int { return x.from - y.from })
+	loose, at := 0, content
+	for _, sp := range spans {
+		if sp.from < at || sp.to > len(p) {
+			return corrupt("cells or free blocks overlap at %d", sp.from)
+		}
+		loose += sp.from - at
+		at = sp.to
+	}
+	loose += len(p) - at
+	if loose != int(p[h+7]) {
+		return corrupt("%d loose bytes, the header counts %d", loose, p[h+7])
+	}
+	return nil
+}
+
+// overflow marks the overflow chain that starts at n and holds rest bytes;
+// its last page must end it (a next page of 0).
 func (a *pageUse) overflow(n uint32, rest uint64) error {
 	for per := uint64(a.f.usable - 4); rest > 0; rest -= min(per, rest) {
 		if err := a.use(n, "an overflow chain"); err != nil {
@@ -783,6 +862,9 @@ func (a *pageUse) overflow(n uint32, rest uint64) error {
 		}
 		p, _ := a.f.page(n)
 		n = binary.BigEndian.Uint32(p)
+	}
+	if n != 0 {
+		return corrupt("an overflow chain goes on past its payload, to page %d", n)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -273,6 +274,11 @@ func TestSQLiteFileCrossLinks(t *testing.T) {
 		t.Fatal("the first origin does not spill")
 	}
 	firstOverflow := binary.BigEndian.Uint32(cell[k+k2+int(local):])
+	lastOverflow := binary.BigEndian.Uint32(good[at(firstOverflow):])
+	if lastOverflow == 0 || binary.BigEndian.Uint32(good[at(lastOverflow):]) != 0 {
+		t.Fatal("the first origin's chain is not two pages")
+	}
+	firstLease := binary.BigEndian.Uint32(lp[binary.BigEndian.Uint16(lp[12:]):])
 
 	for _, tc := range []struct {
 		name   string
@@ -286,6 +292,13 @@ func TestSQLiteFileCrossLinks(t *testing.T) {
 		}},
 		{"an overflow chain loops", func(b []byte) {
 			binary.BigEndian.PutUint32(b[at(firstOverflow):], firstOverflow)
+		}},
+		{"an overflow chain goes on past its end", func(b []byte) {
+			binary.BigEndian.PutUint32(b[at(lastOverflow):], 2)
+		}},
+		{"a lease leaf counts one cell less", func(b []byte) { // its last lease would be dropped unseen
+			n := binary.BigEndian.Uint16(b[at(firstLease)+3:])
+			binary.BigEndian.PutUint16(b[at(firstLease)+3:], n-1)
 		}},
 	} {
 		b := bytes.Clone(good)
@@ -306,6 +319,66 @@ func TestSQLiteFileCrossLinks(t *testing.T) {
 	lookalike := sqliteDB(t, nil, originDDL, strings.Replace(leaseDDL2, "TABLE lease", `TABLE "leaſe"`, 1))
 	if _, err := ReadDatabase(context.Background(), lookalike, readAt); err == nil || !strings.Contains(err.Error(), `no table "lease"`) {
 		t.Errorf(`a table "leaſe" was read as lease: %v`, err)
+	}
+}
+
+// TestSQLiteFileFIFO: a FIFO where the database or its journal would be
+// is refused at once, not waited on.
+func TestSQLiteFileFIFO(t *testing.T) {
+	t.Parallel()
+	good, err := os.ReadFile(makeDB(t, leaseDDL2, fixtureRows...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fifo := range []string{"db.sqlite", "db.sqlite-journal"} {
+		p := filepath.Join(t.TempDir(), "db.sqlite")
+		if fifo != "db.sqlite" {
+			if err := os.WriteFile(p, good, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := syscall.Mkfifo(filepath.Join(filepath.Dir(p), fifo), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := ReadDatabase(context.Background(), p, readAt); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("a FIFO at %s: %v", fifo, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a FIFO at %s: still reading after 10 s", fifo)
+		}
+	}
+}
+
+// TestDecodeRecord: SQLite's record format, and its bound on the header.
+func TestDecodeRecord(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		rec  []byte
+		want []field
+		err  string
+	}{
+		{"null, 0, 1, int8, int16, text, blob", []byte{8, 0, 8, 9, 1, 2, 19, 16, 0xff, 0x80, 0x00, 'a', 'b', 'c', 'x', 'y'},
+			[]field{{}, {"0", true}, {"1", true}, {"-1", true}, {"-32768", true}, {"abc", true}, {"xy", true}}, ""},
+		{"int48, int64, real", append([]byte{4, 5, 6, 7}, append([]byte{0x80, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0)...),
+			[]field{{"-140737488355328", true}, {"9223372036854775807", true}, {"1.5", true}}, ""},
+		{"reserved type", []byte{2, 10}, nil, "reserved type 10"},
+		{"value past the end", []byte{2, 6, 1}, nil, "runs off the record"},
+		{"header past the end", []byte{9, 0}, nil, "record header"},
+		// 98308 bytes of header (a 3-byte varint, then NULLs): more than SQLite reads
+		{"header larger than SQLite's bound", append([]byte{0x86, 0x80, 0x04}, make([]byte, 98305)...), nil, "record header of 98308 bytes"},
+	} {
+		got, err := decodeRecord(tc.rec)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		case tc.err == "" && (err != nil || !reflect.DeepEqual(got, tc.want)):
+			t.Errorf("%s: got %v, %v; want %v", tc.name, got, err, tc.want)
+		}
 	}
 }
 
