@@ -270,90 +270,35 @@ func (f *sqliteFile) page(n uint32) ([]byte, error) {
 }
 
 // walkTable calls fn with the rowid and payload of every row of the table
-// b-tree rooted at page root, in rowid order.
+// b-tree rooted at page root, in rowid order, checking each page as
+// checkPages does.
 func (f *sqliteFile) walkTable(root uint32, fn func(rowid int64, payload []byte) error) error {
-	w := treeWalk{f: f, seen: make([]bool, f.pages+1), fn: fn}
-	return w.visit(root, 0)
-}
-
-type treeWalk struct {
-	f     *sqliteFile
-	seen  []bool
-	fn    func(int64, []byte) error
-	last  int64 // the last rowid, once first is set
-	first bool
-}
-
-func (w *treeWalk) visit(n uint32, depth int) error {
-	p, err := w.f.page(n)
+	p, err := f.page(root)
 	if err != nil {
 		return err
 	}
-	if w.seen[n] {
-		return corrupt("page %d is linked twice", n)
+	if h := headerAt(root); p[h] != 0x05 && p[h] != 0x0d {
+		return corrupt("page %d is not a table b-tree page (type %#x)", root, p[h])
 	}
-	w.seen[n] = true
-	if depth >= maxTreeDepth {
-		return corrupt("b-tree deeper than %d at page %d", maxTreeDepth, n)
-	}
-	h := 0
+	a := pageUse{f: f, used: make([]bool, f.pages+1)}
+	var last int64
+	first := true
+	return a.tree(root, 0, false, func(rowid int64, payload []byte) error {
+		if !first && rowid <= last {
+			return corrupt("rowid %d after %d", rowid, last)
+		}
+		first, last = false, rowid
+		return fn(rowid, payload)
+	})
+}
+
+// headerAt is where page n's b-tree header starts: after the database
+// header on page 1.
+func headerAt(n uint32) int {
 	if n == 1 {
-		h = 100 // the database header
+		return 100
 	}
-	if len(p) < h+12 {
-		return corrupt("page %d too short", n)
-	}
-	var hdr int
-	switch p[h] {
-	case 0x0d: // table leaf
-		hdr = 8
-	case 0x05: // table interior
-		hdr = 12
-	default:
-		return corrupt("page %d is not a table b-tree page (type %#x)", n, p[h])
-	}
-	cells := int(binary.BigEndian.Uint16(p[h+3:]))
-	start := h + hdr + 2*cells // the first byte after the cell pointers
-	if start > len(p) {
-		return corrupt("page %d: %d cells do not fit", n, cells)
-	}
-	for i := range cells {
-		off := int(binary.BigEndian.Uint16(p[h+hdr+2*i:]))
-		if off < start || off >= len(p) {
-			return corrupt("page %d: cell %d at offset %d", n, i, off)
-		}
-		cell := p[off:]
-		if hdr == 12 {
-			if len(cell) < 4 {
-				return corrupt("page %d: cell %d cut short", n, i)
-			}
-			if err := w.visit(binary.BigEndian.Uint32(cell), depth+1); err != nil {
-				return err
-			}
-			continue
-		}
-		size, k := varint(cell)
-		rowid, k2 := varint(cell[k:])
-		if k == 0 || k2 == 0 {
-			return corrupt("page %d: cell %d cut short", n, i)
-		}
-		payload, err := w.f.payload(cell[k+k2:], size)
-		if err != nil {
-			return fmt.Errorf("page %d, cell %d: %w", n, i, err)
-		}
-		id := int64(rowid)
-		if w.first && id <= w.last {
-			return corrupt("page %d: rowid %d after %d", n, id, w.last)
-		}
-		w.first, w.last = true, id
-		if err := w.fn(id, payload); err != nil {
-			return err
-		}
-	}
-	if hdr == 12 {
-		return w.visit(binary.BigEndian.Uint32(p[h+8:]), depth+1)
-	}
-	return nil
+	return 0
 }
 
 // payload returns a table leaf cell's whole payload of size bytes: the part
@@ -623,7 +568,7 @@ func (f *sqliteFile) checkPages() error {
 		return err
 	}
 	var roots []uint32
-	if err := a.tree(1, 0, false, func(payload []byte) error {
+	if err := a.tree(1, 0, false, func(_ int64, payload []byte) error {
 		rec, err := decodeRecord(payload)
 		if err != nil {
 			return err
@@ -697,8 +642,8 @@ func (a *pageUse) freeList(trunk, count uint32) error {
 
 // tree marks the pages of the b-tree rooted at n (a table's or an index's,
 // as its root says) and of its cells' overflow chains; fn, if set, gets each
-// table row's payload.
-func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) error {
+// table row's rowid and payload, in the tree's order.
+func (a *pageUse) tree(n uint32, depth int, index bool, fn func(rowid int64, payload []byte) error) error {
 	by := fmt.Sprintf("b-tree page %d", n)
 	if err := a.use(n, "a b-tree"); err != nil {
 		return err
@@ -707,10 +652,7 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) e
 		return corrupt("%s: deeper than %d", by, maxTreeDepth)
 	}
 	p, _ := a.f.page(n)
-	h := 0
-	if n == 1 {
-		h = 100
-	}
+	h := headerAt(n)
 	if len(p) < h+12 {
 		return corrupt("%s: too short", by)
 	}
@@ -722,7 +664,11 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) e
 	switch {
 	case !index && (typ == 0x05 || typ == 0x0d), index && (typ == 0x02 || typ == 0x0a):
 	default:
-		return corrupt("%s: type %#x in a %s b-tree", by, typ, map[bool]string{false: "table", true: "index"}[index])
+		kind := "table"
+		if index {
+			kind = "index"
+		}
+		return corrupt("%s: type %#x in a %s b-tree", by, typ, kind)
 	}
 	hdr := 8
 	if interior {
@@ -758,8 +704,9 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) e
 			return corrupt("%s: cell %d cut short", by, i)
 		}
 		cell = cell[k:]
+		var rowid uint64
 		if !index { // a table leaf's rowid
-			if _, k = varint(cell); k == 0 {
+			if rowid, k = varint(cell); k == 0 {
 				return corrupt("%s: cell %d cut short", by, i)
 			}
 			cell = cell[k:]
@@ -784,7 +731,7 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func([]byte) error) e
 			if err != nil {
 				return err
 			}
-			if err := fn(payload); err != nil {
+			if err := fn(int64(rowid), payload); err != nil {
 				return err
 			}
 		}

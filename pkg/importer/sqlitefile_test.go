@@ -296,6 +296,12 @@ func TestSQLiteFileCrossLinks(t *testing.T) {
 		{"an overflow chain goes on past its end", func(b []byte) {
 			binary.BigEndian.PutUint32(b[at(lastOverflow):], 2)
 		}},
+		{"two cells of a lease leaf swapped", func(b []byte) { // rowids out of order
+			ptrs := b[at(firstLease)+8:]
+			a, c := binary.BigEndian.Uint16(ptrs), binary.BigEndian.Uint16(ptrs[2:])
+			binary.BigEndian.PutUint16(ptrs, c)
+			binary.BigEndian.PutUint16(ptrs[2:], a)
+		}},
 		{"a lease leaf counts one cell less", func(b []byte) { // its last lease would be dropped unseen
 			n := binary.BigEndian.Uint16(b[at(firstLease)+3:])
 			binary.BigEndian.PutUint16(b[at(firstLease)+3:], n-1)
