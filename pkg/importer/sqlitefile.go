@@ -77,12 +77,12 @@ type sqliteFile struct {
 // rollback journal, a WAL file. Like SQLite it looks for those beside the
 // file a symbolic link names. It opens path read-only and writes nothing.
 func readSQLite(ctx context.Context, path string) (*sqliteFile, error) {
-	real, err := filepath.EvalSymlinks(path)
+	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return nil, err
 	}
 	// Non-blocking: a FIFO at the path must not hang the import.
-	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(target, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -101,10 +101,10 @@ func readSQLite(ctx context.Context, path string) (*sqliteFile, error) {
 	if err := sharedLock(ctx, f); err != nil {
 		return nil, err
 	}
-	if err := checkJournal(f, real); err != nil {
+	if err := checkJournal(f, target); err != nil {
 		return nil, err
 	}
-	walBefore := walFile(real)
+	walBefore := walFile(target)
 	if info, err = f.Stat(); err != nil {
 		return nil, err
 	}
@@ -120,12 +120,12 @@ func readSQLite(ctx context.Context, path string) (*sqliteFile, error) {
 	// in (a checkpoint) under the shared lock held here. It cannot delete
 	// the WAL file while that lock is held, so one that is absent both
 	// before and after the read was absent throughout.
-	wal := max(walBefore, walFile(real))
+	wal := max(walBefore, walFile(target))
 	walMode := len(data) > 19 && (data[18] == 2 || data[19] == 2)
 	if wal > 0 || (wal == 0 && walMode) {
 		return nil, fmt.Errorf("%s-wal exists: the database is open in another program (stop FastAPI-DLS), "+
 			"or holds commits not merged into it yet (when nothing else has it open, `sqlite3 %s 'PRAGMA quick_check'` "+
-			"merges them); then import again", real, shellQuote(real))
+			"merges them); then import again", target, shellQuote(target))
 	}
 	file, err := parseSQLite(data)
 	if err != nil {
@@ -178,6 +178,7 @@ func sharedLock(ctx context.Context, f *os.File) error {
 	}
 }
 
+// trySharedLock takes the SHARED lock once, without waiting.
 func trySharedLock(fd uintptr) error {
 	pending := syscall.Flock_t{Type: syscall.F_RDLCK, Whence: io.SeekStart, Start: pendingByte, Len: 1}
 	if err := syscall.FcntlFlock(fd, syscall.F_SETLK, &pending); err != nil {
