@@ -302,38 +302,6 @@ func headerAt(n uint32) int {
 	return 0
 }
 
-// payload returns a table leaf cell's whole payload of size bytes: the part
-// in the cell, then its chain of overflow pages.
-func (f *sqliteFile) payload(cell []byte, size uint64) ([]byte, error) {
-	u := uint64(f.usable)
-	local := f.localSize(size, false)
-	if local == size {
-		if uint64(len(cell)) < size {
-			return nil, corrupt("payload of %d bytes runs off its page", size)
-		}
-		return cell[:size], nil
-	}
-	if size > uint64(len(f.data)) {
-		return nil, corrupt("payload of %d bytes in a file of %d", size, len(f.data))
-	}
-	if uint64(len(cell)) < local+4 {
-		return nil, corrupt("payload cut short")
-	}
-	out := make([]byte, local, size)
-	copy(out, cell[:local])
-	next := binary.BigEndian.Uint32(cell[local:])
-	for uint64(len(out)) < size { // each page adds u-4 bytes: bounded by size
-		p, err := f.page(next)
-		if err != nil {
-			return nil, fmt.Errorf("overflow chain: %w", err)
-		}
-		n := min(u-4, size-uint64(len(out)))
-		out = append(out, p[4:4+n]...)
-		next = binary.BigEndian.Uint32(p)
-	}
-	return out, nil
-}
-
 // localSize is how much of a cell's payload of size bytes is on its b-tree
 // page; the rest goes to overflow pages. Table leaves and index pages
 // differ in how much a cell may keep.
@@ -715,23 +683,24 @@ func (a *pageUse) tree(n uint32, depth int, index bool, fn func(rowid int64, pay
 		local := a.f.localSize(size, index)
 		end := uint64(len(p)-len(cell)) + local
 		if local < size {
-			if uint64(len(cell)) < local+4 {
-				return corrupt("%s: cell %d cut short", by, i)
-			}
-			if err := a.overflow(binary.BigEndian.Uint32(cell[local:]), size-local); err != nil {
-				return err
-			}
-			end += 4
+			end += 4 // the first overflow page
 		}
 		if end > uint64(len(p)) {
 			return corrupt("%s: cell %d runs off the page", by, i)
 		}
 		spans = append(spans, span{cellStart, max(int(end), cellStart+4)}) // SQLite gives a cell 4 bytes at least
-		if fn != nil && !index {
-			payload, err := a.f.payload(cell, size)
-			if err != nil {
+		row := fn != nil && !index
+		var payload []byte
+		if row {
+			payload = cell[:local:local]
+		}
+		if local < size {
+			var err error
+			if payload, err = a.overflow(binary.BigEndian.Uint32(cell[local:]), size-local, payload, row); err != nil {
 				return err
 			}
+		}
+		if row {
 			if err := fn(int64(rowid), payload); err != nil {
 				return err
 			}
@@ -801,18 +770,25 @@ func checkContent(p []byte, h, start int, spans []span) error {
 	return nil
 }
 
-// overflow marks the overflow chain that starts at n and holds rest bytes;
-// its last page must end it (a next page of 0).
-func (a *pageUse) overflow(n uint32, rest uint64) error {
-	for per := uint64(a.f.usable - 4); rest > 0; rest -= min(per, rest) {
+// overflow marks the overflow chain that starts at n and holds rest bytes,
+// appending them to payload when keep is set; its last page must end it (a
+// next page of 0). Each page is used once, so what it appends is bounded
+// by the file's size, whatever size a damaged cell claims.
+func (a *pageUse) overflow(n uint32, rest uint64, payload []byte, keep bool) ([]byte, error) {
+	for per := uint64(a.f.usable - 4); rest > 0; {
 		if err := a.use(n, "an overflow chain"); err != nil {
-			return err
+			return nil, err
 		}
 		p, _ := a.f.page(n)
+		take := min(per, rest)
+		if keep {
+			payload = append(payload, p[4:4+take]...)
+		}
+		rest -= take
 		n = binary.BigEndian.Uint32(p)
 	}
 	if n != 0 {
-		return corrupt("an overflow chain goes on past its payload, to page %d", n)
+		return nil, corrupt("an overflow chain goes on past its payload, to page %d", n)
 	}
-	return nil
+	return payload, nil
 }
