@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -33,32 +35,72 @@ func TestSplitCommandLine(t *testing.T) {
 	}
 }
 
-// TestLoadExec: -exec starts the real daemon with the settings its command
-// line leads with (no env(1) in between: the daemon only listens where
-// they say), times it to its first healthy answer, loads it and stops it.
+// TestLoadExec: dls-guest's binary, as make bench runs it, starts the real
+// daemon with -exec and the settings its command line leads with (no env(1)
+// in between: the daemon only listens where they say), times it to its
+// first healthy answer, loads it and stops it; the tool runs on a quarter of
+// the processors unless told otherwise.
 func TestLoadExec(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fastapi-dls")
-	build := exec.Command("go", "build", "-o", bin, "../fastapi-dls")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	daemon, tool := filepath.Join(dir, "fastapi-dls"), filepath.Join(dir, "dls-guest")
+	for bin, pkg := range map[string]string{daemon: "../fastapi-dls", tool: "."} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
 	}
-	https, plain := freeAddr(t), freeAddr(t)
-	_, port, _ := net.SplitHostPort(https)
-	line := strings.Join([]string{
-		"DLS_ENV_FILE=/dev/null", "DLS_URL=127.0.0.1", "DLS_PORT=" + port, "DLS_LISTEN=" + https, "DLS_HTTP_LISTEN=" + plain,
-		"DLS_DB=" + filepath.Join(dir, "dls.db"), "CERT_PATH=" + filepath.Join(dir, "cert"),
-		"DLS_TLS_CERT=" + filepath.Join(dir, "web.crt"), "DLS_TLS_KEY=" + filepath.Join(dir, "web.key"),
-		bin, "serve"}, " ")
-	code, out, stderr := runCLI(t, "load", "-url", "https://"+https, "-insecure", "-mode", "journey", "-count", "2", "-exec", line)
-	if code != 0 {
-		t.Fatalf("load -exec = %d\nstdout %s\nstderr %s", code, out, stderr)
+	var env []string // the tool's, without GOMAXPROCS
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+			env = append(env, kv)
+		}
 	}
-	for _, re := range []string{` ops=2 `, ` errors=0`, ` ready_ms=[0-9.]+`, ` cpu_ms_op=[0-9.]+`} {
-		if !regexp.MustCompile(re).MatchString(out) {
-			t.Errorf("output lacks %s:\n%s", re, out)
+	for _, tc := range []struct {
+		flags []string
+		procs int
+	}{
+		{nil, max(1, (runtime.GOMAXPROCS(0)+3)/4)},
+		{[]string{"-procs", "3"}, 3},
+	} {
+		https, plain := freeAddr(t), freeAddr(t)
+		_, port, _ := net.SplitHostPort(https)
+		line := strings.Join([]string{
+			"DLS_ENV_FILE=/dev/null", "DLS_URL=127.0.0.1", "DLS_PORT=" + port, "DLS_LISTEN=" + https, "DLS_HTTP_LISTEN=" + plain,
+			"DLS_DB=" + filepath.Join(dir, "dls.db"), "CERT_PATH=" + filepath.Join(dir, "cert"),
+			"DLS_TLS_CERT=" + filepath.Join(dir, "web.crt"), "DLS_TLS_KEY=" + filepath.Join(dir, "web.key"),
+			daemon, "serve"}, " ")
+		cmd := exec.Command(tool, append([]string{"load", "-url", "https://" + https, "-insecure", "-mode", "journey", "-count", "2", "-exec", line}, tc.flags...)...)
+		cmd.Env = env
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("load -exec %q: %v\nstdout %s\nstderr %s", tc.flags, err, out, stderr.String())
+		}
+		for _, re := range []string{` ops=2 `, ` errors=0`, ` ready_ms=[0-9.]+`, ` cpu_ms_op=[0-9.]+`, fmt.Sprintf(` tool_procs=%d `, tc.procs)} {
+			if !regexp.MustCompile(re).Match(out) {
+				t.Errorf("load -exec %q: output lacks %s:\n%s", tc.flags, re, out)
+			}
+		}
+	}
+}
+
+func TestToolProcs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		flag    int
+		fromEnv bool
+		cpus    int
+		want    int
+	}{
+		{0, false, 1, 1}, {0, false, 2, 1}, {0, false, 4, 1}, {0, false, 5, 2}, {0, false, 16, 4},
+		{0, true, 2, 2}, // $GOMAXPROCS: the runtime's own choice
+		{3, true, 2, 3}, {3, false, 2, 3},
+	} {
+		if got := toolProcs(tc.flag, tc.fromEnv, tc.cpus); got != tc.want {
+			t.Errorf("toolProcs(%d, %v, %d) = %d, want %d", tc.flag, tc.fromEnv, tc.cpus, got, tc.want)
 		}
 	}
 }

@@ -31,6 +31,7 @@ import (
 )
 
 func main() {
+	tuneRuntime = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
