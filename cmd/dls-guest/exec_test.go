@@ -38,8 +38,9 @@ func TestSplitCommandLine(t *testing.T) {
 // TestLoadExec: dls-guest's binary, as make bench runs it, starts the real
 // daemon with -exec and the settings its command line leads with (no env(1)
 // in between: the daemon only listens where they say), times it to its
-// first healthy answer, loads it and stops it; the tool runs on a quarter of
-// the processors unless told otherwise.
+// first healthy answer, loads it and stops it; the tool runs on the
+// processors -procs or $GOMAXPROCS give it (the default's rule is
+// TestToolProcs': the child's default depends on CPUs and cgroup limits).
 func TestLoadExec(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -58,12 +59,19 @@ func TestLoadExec(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
+		name  string
 		flags []string
+		env   string // the tool's GOMAXPROCS
 		procs int
 	}{
-		{nil, max(1, (runtime.GOMAXPROCS(0)+3)/4)},
-		{[]string{"-procs", "3"}, 3},
+		{"procs 1", []string{"-procs", "1"}, "", 1}, // not the runtime's default: main applies it
+		{"procs 2", []string{"-procs", "2"}, "", 2}, // not the tool's default on 2-7 CPUs
+		{"GOMAXPROCS", nil, "GOMAXPROCS=2", 2},
 	} {
+		if tc.procs > runtime.NumCPU() {
+			t.Logf("%s: skipped, %d processors on %d CPUs", tc.name, tc.procs, runtime.NumCPU())
+			continue
+		}
 		https, plain := freeAddr(t), freeAddr(t)
 		_, port, _ := net.SplitHostPort(https)
 		line := strings.Join([]string{
@@ -73,15 +81,19 @@ func TestLoadExec(t *testing.T) {
 			daemon, "serve"}, " ")
 		cmd := exec.Command(tool, append([]string{"load", "-url", "https://" + https, "-insecure", "-mode", "journey", "-count", "2", "-exec", line}, tc.flags...)...)
 		cmd.Env = env
+		if tc.env != "" {
+			cmd.Env = append(slices.Clone(env), tc.env)
+		}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("load -exec %q: %v\nstdout %s\nstderr %s", tc.flags, err, out, stderr.String())
+			t.Fatalf("%s: load -exec: %v\nstdout %s\nstderr %s", tc.name, err, out, stderr.String())
 		}
-		for _, re := range []string{` ops=2 `, ` errors=0`, ` ready_ms=[0-9.]+`, ` cpu_ms_op=[0-9.]+`, fmt.Sprintf(` tool_procs=%d `, tc.procs)} {
+		for _, re := range []string{` ops=2 `, ` errors=0`, ` ready_ms=[0-9.]+`, ` cpu_ms_op=[0-9.]+`,
+			fmt.Sprintf(` tool_procs=%d `, tc.procs)} {
 			if !regexp.MustCompile(re).Match(out) {
-				t.Errorf("load -exec %q: output lacks %s:\n%s", tc.flags, re, out)
+				t.Errorf("%s: output lacks %s:\n%s", tc.name, re, out)
 			}
 		}
 	}
@@ -101,6 +113,12 @@ func TestToolProcs(t *testing.T) {
 	} {
 		if got := toolProcs(tc.flag, tc.fromEnv, tc.cpus); got != tc.want {
 			t.Errorf("toolProcs(%d, %v, %d) = %d, want %d", tc.flag, tc.fromEnv, tc.cpus, got, tc.want)
+		}
+	}
+	// $GOMAXPROCS sets the runtime's processors only as a positive integer.
+	for v, want := range map[string]bool{"": false, "abc": false, "0": false, "-3": false, "1.5": false, "2": true, "64": true} {
+		if got := procsFromEnv(v); got != want {
+			t.Errorf("procsFromEnv(%q) = %v, want %v", v, got, want)
 		}
 	}
 }

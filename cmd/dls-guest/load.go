@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -102,8 +103,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dls-guest load: -tls-groups must be classic or hybrid")
 		return 2
 	}
-	if *procs < 0 {
-		fmt.Fprintln(stderr, "dls-guest load: -procs must be 0 or more")
+	if *procs < 0 || *procs > runtime.NumCPU() {
+		fmt.Fprintf(stderr, "dls-guest load: -procs must be 0…%d (the CPUs this process may use)\n", runtime.NumCPU())
 		return 2
 	}
 	if tuneRuntime {
@@ -112,7 +113,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// its CPU takes the server's), on fewer processors (toolProcs). Not
 		// GOGC or GOMAXPROCS: -exec's server inherits the environment.
 		debug.SetGCPercent(400)
-		runtime.GOMAXPROCS(toolProcs(*procs, os.Getenv("GOMAXPROCS") != "", runtime.GOMAXPROCS(0)))
+		runtime.GOMAXPROCS(toolProcs(*procs, procsFromEnv(os.Getenv("GOMAXPROCS")), runtime.GOMAXPROCS(0)))
 	}
 	base := strings.TrimRight(*baseURL, "/")
 	l := &guest.Load{Mode: *mode, BaseURL: base, Guests: *guests, Duration: *duration, Count: *count,
@@ -167,6 +168,13 @@ func toolProcs(flag int, fromEnv bool, cpus int) int {
 		return cpus
 	}
 	return max(1, (cpus+3)/4)
+}
+
+// procsFromEnv reports whether v, the value of $GOMAXPROCS, set the
+// runtime's processors: as for the runtime, only a positive integer does.
+func procsFromEnv(v string) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n > 0
 }
 
 // classicGroups are the key exchanges most guests offer: the TLS stacks of

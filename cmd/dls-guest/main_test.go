@@ -36,6 +36,8 @@ func TestUsage(t *testing.T) {
 		{"load without url", []string{"load"}, "load: needs -url"},
 		{"load off loopback", []string{"load", "-url", "https://192.0.2.1"}, "not a loopback address (refused"},
 		{"load pid and exec", []string{"load", "-url", "https://127.0.0.1", "-pid", "1", "-exec", "x"}, "exclude each other"},
+		{"load procs negative", []string{"load", "-url", "https://127.0.0.1", "-procs", "-1"}, "-procs must be 0…"},
+		{"load procs over the CPUs", []string{"load", "-url", "https://127.0.0.1", "-procs", "2147483648"}, "-procs must be 0…"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
