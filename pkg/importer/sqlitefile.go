@@ -68,6 +68,14 @@ type sqliteFile struct {
 	pageSize int
 	usable   int // pageSize less the bytes reserved at each page's end
 	pages    int
+	schema   []schemaEntry // read by checkPages
+}
+
+// schemaEntry is a row of the schema table (page 1): a table, index, view
+// or trigger, with its b-tree's root page (0: none) and its SQL text.
+type schemaEntry struct {
+	kind, name, sql string
+	root            uint32
 }
 
 // readSQLite reads the database at path into memory. It takes SQLite's
@@ -426,36 +434,23 @@ type table struct {
 }
 
 // table finds a table by name (as SQLite does, case-insensitive in ASCII) in
-// the schema, and reads its columns from its CREATE TABLE. A missing table
-// is (nil, nil).
+// the schema checkPages read, and reads its columns from its CREATE TABLE.
+// A missing table is (nil, nil).
 func (f *sqliteFile) table(name string) (*table, error) {
-	var found *table
-	var sqlText string
-	err := f.walkTable(1, func(_ int64, payload []byte) error {
-		rec, err := decodeRecord(payload)
-		if err != nil {
-			return err
+	var e *schemaEntry
+	for i := range f.schema {
+		if f.schema[i].kind == "table" && equalFoldASCII(f.schema[i].name, name) {
+			e = &f.schema[i]
 		}
-		if len(rec) < 5 || rec[0].s != "table" || !equalFoldASCII(rec[1].s, name) {
-			return nil
-		}
-		root, err := strconv.ParseUint(rec[3].s, 10, 32)
-		if err != nil {
-			return corrupt("table %s: root page %q", name, rec[3].s)
-		}
-		found, sqlText = &table{name: rec[1].s, root: uint32(root)}, rec[4].s
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("schema: %w", err)
 	}
-	if found == nil {
+	if e == nil {
 		return nil, nil
 	}
-	if found.columns, err = parseCreateTable(sqlText); err != nil {
-		return nil, fmt.Errorf("table %s: %w", found.name, err)
+	columns, err := parseCreateTable(e.sql)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", e.name, err)
 	}
-	return found, nil
+	return &table{name: e.name, root: e.root, columns: columns}, nil
 }
 
 // rows reads the named columns of every row of t, in rowid order. A row
@@ -536,25 +531,36 @@ func (f *sqliteFile) checkPages() error {
 	if err := a.freeList(binary.BigEndian.Uint32(h[32:]), binary.BigEndian.Uint32(h[36:])); err != nil {
 		return err
 	}
-	var roots []uint32
+	f.schema = nil
 	if err := a.tree(1, 0, false, func(_ int64, payload []byte) error {
 		rec, err := decodeRecord(payload)
 		if err != nil {
 			return err
 		}
+		text := func(i int) string { // type, name, tbl_name, rootpage, sql
+			if i < len(rec) {
+				return rec[i].s
+			}
+			return ""
+		}
+		e := schemaEntry{kind: text(0), name: text(1), sql: text(4)}
 		if len(rec) >= 4 && rec[3].valid && rec[3].s != "0" {
 			root, err := strconv.ParseUint(rec[3].s, 10, 32)
 			if err != nil {
 				return corrupt("schema: %s %q has root page %q", rec[0].s, rec[1].s, rec[3].s)
 			}
-			roots = append(roots, uint32(root))
+			e.root = uint32(root)
 		}
+		f.schema = append(f.schema, e)
 		return nil
 	}); err != nil {
 		return err
 	}
-	for _, root := range roots {
-		if err := a.tree(root, 0, false, nil); err != nil {
+	for _, e := range f.schema {
+		if e.root == 0 {
+			continue
+		}
+		if err := a.tree(e.root, 0, false, nil); err != nil {
 			return err
 		}
 	}
