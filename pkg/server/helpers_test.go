@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fastapi-dls/fastapi-dls/pkg/health"
 )
 
@@ -141,6 +142,19 @@ func quiet(t *testing.T, msgs <-chan string, d time.Duration, unwanted string) {
 			return
 		}
 	}
+}
+
+// drainSent consumes every message sent to the notify socket before the
+// call: it sends a marker of its own and reads up to it (datagrams on one
+// socket arrive in order). A quiet check that follows then sees only what
+// is sent after, not a message that was sent earlier but not yet read.
+func drainSent(t *testing.T, msgs <-chan string) {
+	t.Helper()
+	const mark = "X_TEST_MARK=1"
+	if ok, err := daemon.SdNotify(false, mark); !ok || err != nil {
+		t.Fatalf("send the marker: %v, %v", ok, err)
+	}
+	next(t, msgs, func(m string) bool { return m != mark })
 }
 
 // pingsStopped asserts that at most one WATCHDOG=1 arrives within d after the

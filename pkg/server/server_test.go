@@ -163,6 +163,8 @@ func TestRunLifecycle(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("Run did not return")
 	}
+	// A ping sent before Run returned may still wait unread: no ping after it.
+	drainSent(t, msgs)
 	quiet(t, msgs, 300*time.Millisecond, "WATCHDOG=1")
 	if c, err := net.DialTimeout("tcp", addr, wait); err == nil {
 		c.Close()
