@@ -293,7 +293,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			}
 			switch p {
 			case peekSent:
-				victim.Close()
+				l.evict(victim)
 				continue
 			case peekGone:
 				w.Close()
@@ -332,6 +332,44 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	l.accepted++
 	l.mu.Unlock()
 	return lc, nil
+}
+
+// evict closes victim for a waiting client, unless it is no longer idle or
+// silent: bytes of a request or a ClientHello may have arrived that the
+// server has not read yet, or has read without having the whole header. Its
+// idle or silent time is then the server's delay in reading (a saturated
+// machine), not the client's, and closing it would reset a request the
+// client had sent, or lose the answer to one the server had begun. (A CI
+// boot storm, with the load tool on the daemon's 2 cores, had 1 of 5000
+// journeys end in "connection reset (register)"; whether that request had
+// arrived is not known.) Such a connection counts as busy until the server
+// reports it idle again; a partial request therefore holds its slot until
+// the header deadline, as a partial handshake always did. The state is
+// checked and the socket closed under l.mu, which Read's note of a byte after
+// idle also takes; only a request read in the instant between the read and
+// that note, or one that arrives after the check, meets the close, as on any
+// keep-alive connection.
+func (l *limitListener) evict(victim *limitConn) {
+	pending := peek(victim.Conn) == peekSent
+	l.mu.Lock()
+	t, open := l.conns[victim]
+	if !open {
+		l.mu.Unlock()
+		return
+	}
+	if pending {
+		t.silentSince, t.idleSince = time.Time{}, time.Time{}
+		l.conns[victim] = t
+		l.mu.Unlock()
+		return
+	}
+	if e := t.evictableAt(); e.IsZero() || time.Now().Before(e) {
+		l.mu.Unlock()
+		return
+	}
+	victim.Conn.Close()
+	l.mu.Unlock()
+	victim.Close() // gives up its slot
 }
 
 // silentRecheck is how often Accept, at the limit, goes once round a line
@@ -377,7 +415,9 @@ const (
 	peekGone                 // the peer closed or reset it
 )
 
-// peek looks at c's socket without reading or waiting. A connection that is
+// peek looks at c's socket without reading or waiting, also while the
+// server waits in a Read of it (Control, unlike RawConn.Read, does not take
+// the descriptor's read lock, which that Read holds). A connection that is
 // not a socket counts as having sent.
 func peek(c net.Conn) peeked {
 	sc, ok := c.(syscall.Conn)
@@ -389,7 +429,7 @@ func peek(c net.Conn) peeked {
 		return peekGone
 	}
 	p := peekSent
-	err = rc.Read(func(fd uintptr) bool {
+	err = rc.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
@@ -400,7 +440,6 @@ func peek(c net.Conn) peeked {
 		default: // 0 bytes: the peer's FIN; or a reset
 			p = peekGone
 		}
-		return true
 	})
 	if err != nil {
 		return peekGone
@@ -472,6 +511,7 @@ func (l *limitListener) connState(c net.Conn, s http.ConnState) {
 		if s == http.StateIdle {
 			t.idleSince = time.Now()
 		}
+		lc.idle.Store(s == http.StateIdle)
 		l.conns[lc] = t
 	}
 	l.mu.Unlock()
@@ -500,22 +540,27 @@ type limitConn struct {
 	l     *limitListener
 	once  sync.Once
 	heard atomic.Bool // a byte was received
+	idle  atomic.Bool // the server reported it idle, and no byte came since
 }
 
-// Read notes the first byte received: the connection is no longer silent.
+// Read notes the first byte received (the connection is no longer silent)
+// and the first byte after the server reported it idle (a request has come;
+// net/http reports it active only once its header is read).
 func (c *limitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.heard.Load() {
+	if n > 0 && (!c.heard.Load() || c.idle.Load()) {
 		c.heard.Store(true)
+		c.idle.Store(false)
 		c.l.heard(c)
 	}
 	return n, err
 }
 
+// heard marks c as neither silent nor idle.
 func (l *limitListener) heard(c *limitConn) {
 	l.mu.Lock()
 	if t, open := l.conns[c]; open {
-		t.silentSince = time.Time{}
+		t.silentSince, t.idleSince = time.Time{}, time.Time{}
 		l.conns[c] = t
 	}
 	l.mu.Unlock()

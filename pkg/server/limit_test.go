@@ -460,6 +460,109 @@ func TestConnectionLimitFullLine(t *testing.T) {
 
 // lineForTest returns a limit listener of one slot on 127.0.0.1 (closed at
 // the end of the test) and a dial that connects to it and sends msg, if any.
+// TestConnectionLimitSparesUnreadRequest: at the limit, a connection that
+// has been idle or silent long enough to be closed for a waiting client is
+// spared when bytes of its own wait unread (a request, or a ClientHello, the
+// server has not read yet on a saturated machine) or when the server has read
+// bytes since it was reported idle (a request whose header is not complete):
+// closing it would reset a request the client sent. Once the server reports
+// it idle again, it makes room as before.
+func TestConnectionLimitSparesUnreadRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// slot returns the client side of the one slot, evictable by its
+		// times, in the state the case describes.
+		slot func(t *testing.T, l *limitListener, dial func(string) net.Conn, served func() *limitConn) net.Conn
+	}{
+		{"idle, its next request unread", func(t *testing.T, l *limitListener, dial func(string) net.Conn, served func() *limitConn) net.Conn {
+			c := idleSlotForTest(t, l, dial)
+			writeAndSettle(t, c, "POST /next")
+			return c
+		}},
+		{"idle, its next request read, not yet reported active", func(t *testing.T, l *limitListener, dial func(string) net.Conn, served func() *limitConn) net.Conn {
+			c := idleSlotForTest(t, l, dial)
+			writeAndSettle(t, c, "POST /next")
+			if n, err := served().Read(make([]byte, 64)); n != len("POST /next") {
+				t.Fatalf("read %d bytes (%v), want the whole request so far", n, err)
+			}
+			return c
+		}},
+		{"silent for minSilent, its ClientHello unread", func(t *testing.T, l *limitListener, dial func(string) net.Conn, served func() *limitConn) net.Conn {
+			c := dial("")
+			if _, err := l.Accept(); err != nil {
+				t.Fatal(err)
+			}
+			writeAndSettle(t, c, "hello")
+			l.mu.Lock()
+			for lc, times := range l.conns {
+				times.silentSince = time.Now().Add(-2 * minSilent)
+				l.conns[lc] = times
+			}
+			l.mu.Unlock()
+			return c
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, dial := lineForTest(t)
+			served := func() *limitConn {
+				t.Helper()
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				for lc := range l.conns {
+					return lc
+				}
+				t.Fatal("no connection in the slot")
+				return nil
+			}
+			busy := tc.slot(t, l, dial, served)
+			dial("waiting client's first bytes")
+			waitLine(t, l, 1)
+			got := acceptLater(t, l)
+			select {
+			case <-got:
+				t.Fatal("the connection with a request of its own was closed for a waiting client")
+			case <-time.After(300 * time.Millisecond):
+			}
+			busy.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := busy.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the spared connection: read %v, want it open with nothing sent", err)
+			}
+			// Served (the server reads what was sent) and idle again, it
+			// makes room.
+			sc := served()
+			sc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			sc.Read(make([]byte, 64)) // what is still unread, if anything
+			sc.SetReadDeadline(time.Time{})
+			l.connState(sc, http.StateActive)
+			l.connState(sc, http.StateIdle)
+			l.mu.Lock()
+			times := l.conns[sc]
+			times.idleSince = time.Now().Add(-2 * minIdle)
+			l.conns[sc] = times
+			l.mu.Unlock()
+			l.wake()
+			select {
+			case c := <-got:
+				if c != nil {
+					c.Close()
+				}
+			case <-time.After(wait):
+				t.Fatal("the waiting client was not served once the connection idled again")
+			}
+		})
+	}
+}
+
+// writeAndSettle writes msg on c and waits a little, so that it has reached
+// the other side's socket before the test goes on.
+func writeAndSettle(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+}
+
 func lineForTest(t *testing.T) (*limitListener, func(msg string) net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
