@@ -91,7 +91,18 @@ type limitListener struct {
 type connTimes struct {
 	silentSince time.Time // accepted and not a byte received yet; zero after the first
 	idleSince   time.Time // idle between requests since; zero while not idle
+	// requestSince is when the first byte after idle was read; zero once
+	// the server reports the connection active or idle again.
+	requestSince time.Time
 }
+
+// maxRequestWait bounds how long a connection whose next request has begun
+// (a byte read, or waiting unread, after idle) may go without a whole header
+// before a waiting client may take its place: a guest's header comes in one
+// write. Without it one byte after each answer held a slot until the idle
+// timeout and then the header deadline, where before it was closed after
+// minIdle.
+const maxRequestWait = minSilent
 
 // evictableAt is when c may be closed for a waiting client: minSilent after
 // it was accepted if it never sent a byte, minIdle after it turned idle
@@ -102,6 +113,8 @@ func (c connTimes) evictableAt() time.Time {
 		return c.silentSince.Add(minSilent)
 	case !c.idleSince.IsZero():
 		return c.idleSince.Add(minIdle)
+	case !c.requestSince.IsZero():
+		return c.requestSince.Add(maxRequestWait)
 	}
 	return time.Time{}
 }
@@ -335,29 +348,36 @@ func (l *limitListener) Accept() (net.Conn, error) {
 }
 
 // evict closes victim for a waiting client, unless it is no longer idle or
-// silent: bytes of a request or a ClientHello may have arrived that the
-// server has not read yet, or has read without having the whole header. Its
-// idle or silent time is then the server's delay in reading (a saturated
-// machine), not the client's, and closing it would reset a request the
-// client had sent, or lose the answer to one the server had begun. (A CI
-// boot storm, with the load tool on the daemon's 2 cores, had 1 of 5000
-// journeys end in "connection reset (register)"; whether that request had
-// arrived is not known.) Such a connection counts as busy until the server
-// reports it idle again; a partial request therefore holds its slot until
-// the header deadline, as a partial handshake always did. The state is
-// checked and the socket closed under l.mu, which Read's note of a byte after
-// idle also takes; only a request read in the instant between the read and
-// that note, or one that arrives after the check, meets the close, as on any
-// keep-alive connection.
+// silent. On a saturated machine net/http may be slow to read what a client
+// sent, and it reports a connection active only once it has a whole request
+// header; its idle or silent time then counts the server's delay, not the
+// client's, and closing it would reset a request the client had sent (a
+// close with unread data sends a reset: a CI boot storm, with the load tool
+// on the daemon's 2 cores, had 1 of 5000 journeys end in "connection reset
+// (register)"), or lose the answer to one the server had begun. So:
+//   - bytes waiting unread in its socket (peeked under l.mu, just before the
+//     decision) spare it: a ClientHello makes it busy until its handshake and
+//     first request are done (bounded by the handshake deadline, as for any
+//     connection that began its handshake); a request gives it maxRequestWait
+//     more;
+//   - a byte read after it turned idle (Read's note, under l.mu) gives it
+//     maxRequestWait to become active (requestSince);
+//   - once evicted (under l.mu) it is out of the table and Read drops what it
+//     reads, so no handler acts on a request whose answer could not be sent.
+//
+// Only bytes that arrive after the peek meet the close, as on any keep-alive
+// connection.
 func (l *limitListener) evict(victim *limitConn) {
-	pending := peek(victim.Conn) == peekSent
 	l.mu.Lock()
 	t, open := l.conns[victim]
 	if !open {
 		l.mu.Unlock()
 		return
 	}
-	if pending {
+	if hasUnread(victim.Conn) {
+		if t.silentSince.IsZero() { // its next request has begun
+			t.requestSince = time.Now()
+		}
 		t.silentSince, t.idleSince = time.Time{}, time.Time{}
 		l.conns[victim] = t
 		l.mu.Unlock()
@@ -367,9 +387,11 @@ func (l *limitListener) evict(victim *limitConn) {
 		l.mu.Unlock()
 		return
 	}
-	victim.Conn.Close()
+	delete(l.conns, victim) // Read drops what it reads from now on
+	victim.evicted.Store(true)
 	l.mu.Unlock()
-	victim.Close() // gives up its slot
+	l.wake()
+	victim.Close()
 }
 
 // silentRecheck is how often Accept, at the limit, goes once round a line
@@ -404,6 +426,15 @@ func (l *limitListener) rotate(w waiter) (waiter, peeked, error) {
 		}
 	}
 	return w, peekSilent, nil
+}
+
+// hasUnread reports whether bytes wait unread in c's socket; false when c is
+// not a socket, so that such a connection can still be closed for others.
+func hasUnread(c net.Conn) bool {
+	if _, ok := c.(syscall.Conn); !ok {
+		return false
+	}
+	return peek(c) == peekSent
 }
 
 // peeked is what a connection in line has done.
@@ -511,6 +542,7 @@ func (l *limitListener) connState(c net.Conn, s http.ConnState) {
 		if s == http.StateIdle {
 			t.idleSince = time.Now()
 		}
+		t.requestSince = time.Time{}
 		lc.idle.Store(s == http.StateIdle)
 		l.conns[lc] = t
 	}
@@ -537,33 +569,47 @@ func (l *limitListener) release(c *limitConn) {
 
 type limitConn struct {
 	net.Conn
-	l     *limitListener
-	once  sync.Once
-	heard atomic.Bool // a byte was received
-	idle  atomic.Bool // the server reported it idle, and no byte came since
+	l       *limitListener
+	once    sync.Once
+	heard   atomic.Bool // a byte was received
+	idle    atomic.Bool // the server reported it idle, and no byte came since
+	evicted atomic.Bool
 }
 
 // Read notes the first byte received (the connection is no longer silent)
 // and the first byte after the server reported it idle (a request has come;
-// net/http reports it active only once its header is read).
+// net/http reports it active only once its header is read). Once the
+// connection was evicted it drops what it read (see evict).
 func (c *limitConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && (!c.heard.Load() || c.idle.Load()) {
+		afterIdle := c.idle.Load()
 		c.heard.Store(true)
 		c.idle.Store(false)
-		c.l.heard(c)
+		if !c.l.heard(c, afterIdle) {
+			// Closed for a waiting client after the check: drop the bytes so
+			// that no handler acts on a request whose answer cannot be sent.
+			return 0, net.ErrClosed
+		}
 	}
 	return n, err
 }
 
 // heard marks c as neither silent nor idle.
-func (l *limitListener) heard(c *limitConn) {
+func (l *limitListener) heard(c *limitConn, afterIdle bool) bool {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.evicted.Load() {
+		return false
+	}
 	if t, open := l.conns[c]; open {
 		t.silentSince, t.idleSince = time.Time{}, time.Time{}
+		if afterIdle {
+			t.requestSince = time.Now()
+		}
 		l.conns[c] = t
 	}
-	l.mu.Unlock()
+	return true
 }
 
 func (c *limitConn) Close() error {

@@ -458,8 +458,6 @@ func TestConnectionLimitFullLine(t *testing.T) {
 	t.Logf("guest served after %v behind %d silent connections", took, maxWaiting+behind)
 }
 
-// lineForTest returns a limit listener of one slot on 127.0.0.1 (closed at
-// the end of the test) and a dial that connects to it and sends msg, if any.
 // TestConnectionLimitSparesUnreadRequest: at the limit, a connection that
 // has been idle or silent long enough to be closed for a waiting client is
 // spared when bytes of its own wait unread (a request, or a ClientHello, the
@@ -527,16 +525,23 @@ func TestConnectionLimitSparesUnreadRequest(t *testing.T) {
 			if _, err := busy.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Fatalf("the spared connection: read %v, want it open with nothing sent", err)
 			}
+			// Marked busy, so that Accept does not peek at it again and again.
+			sc := served()
+			l.mu.Lock()
+			times := l.conns[sc]
+			l.mu.Unlock()
+			if !times.idleSince.IsZero() || !times.silentSince.IsZero() {
+				t.Fatalf("the spared connection is still idle or silent: %+v", times)
+			}
 			// Served (the server reads what was sent) and idle again, it
 			// makes room.
-			sc := served()
 			sc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 			sc.Read(make([]byte, 64)) // what is still unread, if anything
 			sc.SetReadDeadline(time.Time{})
 			l.connState(sc, http.StateActive)
 			l.connState(sc, http.StateIdle)
 			l.mu.Lock()
-			times := l.conns[sc]
+			times = l.conns[sc]
 			times.idleSince = time.Now().Add(-2 * minIdle)
 			l.conns[sc] = times
 			l.mu.Unlock()
@@ -553,6 +558,52 @@ func TestConnectionLimitSparesUnreadRequest(t *testing.T) {
 	}
 }
 
+// TestConnectionLimitPartialRequest: a client that, after an answer, sends
+// the first bytes of its next request and stalls holds its slot for at most
+// maxRequestWait beyond minIdle, not for the idle timeout (here 20 s) and
+// then the header deadline: a waiting guest is served, and the staller's
+// connection is closed.
+func TestConnectionLimitPartialRequest(t *testing.T) {
+	addr := serveForTest(t, Config{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		MaxConnections:    1,
+		IdleTimeout:       20 * time.Second,
+		ReadHeaderTimeout: 20 * time.Second,
+	})
+	a, err := tls.Dial("tcp", addr, clientTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	br := bufio.NewReader(a)
+	io.WriteString(a, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	start := time.Now()
+	if _, err := io.WriteString(a, "GET"); err != nil { // one TLS record, fewer bytes than a request line
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: clientTLS()}}
+	defer c.CloseIdleConnections()
+	resp, err = c.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := time.Since(start)
+	if limit := minIdle + maxRequestWait + 2*time.Second; took > limit {
+		t.Errorf("the waiting guest was served %v after the partial request, want at most %v", took, limit)
+	}
+	a.SetReadDeadline(time.Now().Add(wait))
+	if _, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the staller's connection: %v, want it closed", err)
+	}
+	t.Logf("waiting guest served %v after the partial request", took)
+}
+
 // writeAndSettle writes msg on c and waits a little, so that it has reached
 // the other side's socket before the test goes on.
 func writeAndSettle(t *testing.T, c net.Conn, msg string) {
@@ -563,6 +614,8 @@ func writeAndSettle(t *testing.T, c net.Conn, msg string) {
 	time.Sleep(20 * time.Millisecond)
 }
 
+// lineForTest returns a limit listener of one slot on 127.0.0.1 (closed at
+// the end of the test) and a dial that connects to it and sends msg, if any.
 func lineForTest(t *testing.T) (*limitListener, func(msg string) net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
