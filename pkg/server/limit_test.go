@@ -491,12 +491,7 @@ func TestConnectionLimitSparesUnreadRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeAndSettle(t, c, "hello")
-			l.mu.Lock()
-			for lc, times := range l.conns {
-				times.silentSince = time.Now().Add(-2 * minSilent)
-				l.conns[lc] = times
-			}
-			l.mu.Unlock()
+			backdate(l, func(t *connTimes) { t.silentSince = time.Now().Add(-2 * minSilent) })
 			return c
 		}},
 	} {
@@ -540,11 +535,7 @@ func TestConnectionLimitSparesUnreadRequest(t *testing.T) {
 			sc.SetReadDeadline(time.Time{})
 			l.connState(sc, http.StateActive)
 			l.connState(sc, http.StateIdle)
-			l.mu.Lock()
-			times = l.conns[sc]
-			times.idleSince = time.Now().Add(-2 * minIdle)
-			l.conns[sc] = times
-			l.mu.Unlock()
+			backdate(l, func(t *connTimes) { t.idleSince = time.Now().Add(-2 * minIdle) })
 			l.wake()
 			select {
 			case c := <-got:
@@ -655,13 +646,19 @@ func idleSlotForTest(t *testing.T, l *limitListener, dial func(string) net.Conn)
 		t.Fatal(err)
 	}
 	l.connState(served, http.StateIdle)
+	backdate(l, func(t *connTimes) { t.idleSince = time.Now().Add(-2 * minIdle) })
+	return client
+}
+
+// backdate changes the times of every connection l holds, so that a test
+// need not wait minIdle or minSilent.
+func backdate(l *limitListener, change func(*connTimes)) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	for c, times := range l.conns {
-		times.idleSince = time.Now().Add(-2 * minIdle)
+		change(&times)
 		l.conns[c] = times
 	}
-	l.mu.Unlock()
-	return client
 }
 
 // waitLine waits until n connections are in l's line, taken from the kernel.
