@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastapi-dls/fastapi-dls/pkg/freeport"
 	"github.com/fastapi-dls/fastapi-dls/pkg/guest"
 	"github.com/fastapi-dls/fastapi-dls/pkg/store"
 )
@@ -77,33 +78,12 @@ func TestMain(m *testing.M) {
 // freeAddr returns a loopback address that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !handedOut.addrs[addr] {
-			handedOut.addrs[addr] = true
-			return addr
-		}
+	addr, err := freeport.Addr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no loopback port not handed out before in 100 tries")
-	return ""
+	return addr
 }
-
-// handedOut are the addresses freeAddr returned in this test process. A
-// port is free only until a daemon binds it, and the kernel may give the
-// same port to the next bind of port 0 meanwhile: TestFailover's second
-// daemon once got as HTTPS port the first one's HTTP port ("bind: address
-// already in use").
-var handedOut = struct {
-	sync.Mutex
-	addrs map[string]bool
-}{addrs: map[string]bool{}}
 
 // daemonEnv is the issue's minimal environment: eight settings pointing into
 // dir and at free loopback ports, nothing else but PATH and TZ.

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/fastapi-dls/fastapi-dls/pkg/freeport"
 )
 
 // Cluster is one running (or stopped) PostgreSQL server.
@@ -153,7 +155,7 @@ func start(bin string, cred *syscall.Credential, opts ...Option) (*Cluster, erro
 	// A free loopback port; another process could take it before postgres
 	// binds it, so try a few.
 	for try := 0; ; try++ {
-		c.port, err = freePort()
+		c.port, err = freeport.Port()
 		if err == nil {
 			err = c.Start()
 		}
@@ -183,15 +185,6 @@ func (c *Cluster) trust(cidr string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
