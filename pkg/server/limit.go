@@ -388,7 +388,6 @@ func (l *limitListener) evict(victim *limitConn) {
 		return
 	}
 	delete(l.conns, victim) // Read drops what it reads from now on
-	victim.evicted.Store(true)
 	l.mu.Unlock()
 	l.wake()
 	victim.Close()
@@ -569,11 +568,10 @@ func (l *limitListener) release(c *limitConn) {
 
 type limitConn struct {
 	net.Conn
-	l       *limitListener
-	once    sync.Once
-	heard   atomic.Bool // a byte was received
-	idle    atomic.Bool // the server reported it idle, and no byte came since
-	evicted atomic.Bool
+	l     *limitListener
+	once  sync.Once
+	heard atomic.Bool // a byte was received
+	idle  atomic.Bool // the server reported it idle, and no byte came since
 }
 
 // Read notes the first byte received (the connection is no longer silent)
@@ -595,20 +593,20 @@ func (c *limitConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// heard marks c as neither silent nor idle.
+// heard marks c as neither silent nor idle, and reports false if c is no
+// longer held: closed, or evicted by a waiting client after Read took bytes.
 func (l *limitListener) heard(c *limitConn, afterIdle bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c.evicted.Load() {
+	t, open := l.conns[c]
+	if !open {
 		return false
 	}
-	if t, open := l.conns[c]; open {
-		t.silentSince, t.idleSince = time.Time{}, time.Time{}
-		if afterIdle {
-			t.requestSince = time.Now()
-		}
-		l.conns[c] = t
+	t.silentSince, t.idleSince = time.Time{}, time.Time{}
+	if afterIdle {
+		t.requestSince = time.Now()
 	}
+	l.conns[c] = t
 	return true
 }
 
